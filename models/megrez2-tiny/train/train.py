@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Train the tiny Megrez2 on data/train.txt for a fixed wall-clock budget (single CPU thread).
+
+Data stream: every chapter is tokenized (verses joined by "\n") and followed by <|eos|>;
+batches are random windows of SEQ+1 tokens from the concatenated stream. No BOS.
+Schedule: linear warm-up, then cosine decay driven by ELAPSED TIME (so the run ends at the
+lowest LR exactly when the budget is spent). Router bias: aux-loss-free load balancing
+(DeepSeek-V3): after every step, bias_e += GAMMA * sign(mean_load - load_e) per layer.
+Checkpoints (model, optimizer, step, elapsed, log) go to ckpt/last.pt every few minutes;
+--resume continues a crashed run with the same time budget.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import sentencepiece as spm
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from megrez2 import Megrez2ForCausalLM  # noqa: E402
+
+GAMMA = 1e-3          # router bias update step
+WARMUP_STEPS = 60
+WEIGHT_DECAY = 0.1
+
+
+def load_config():
+    with open(os.path.join(HERE, "..", "config.json")) as f:
+        return json.load(f)
+
+
+def token_stream(sp, path, eos_id):
+    ids = []
+    with open(path, encoding="utf-8") as f:
+        for chapter in f.read().split("\n\n"):
+            chapter = chapter.strip("\n")
+            if chapter:
+                ids.extend(sp.encode(chapter))
+                ids.append(eos_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def batch(stream, bsz, seq, gen):
+    starts = torch.randint(0, len(stream) - seq - 1, (bsz,), generator=gen)
+    x = torch.stack([stream[s:s + seq + 1] for s in starts.tolist()])
+    return x[:, :-1], x[:, 1:]
+
+
+def evaluate(model, stream, seq):
+    """Mean next-token loss over consecutive non-overlapping windows of the whole stream."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(stream) - seq - 1, seq):
+            x = stream[s:s + seq + 1]
+            logits = model.forward_batch(x[None, :-1])
+            total += F.cross_entropy(logits[0], x[1:], reduction="sum").item()
+            count += seq
+    model.train()
+    return total / count
+
+
+def lr_at(step, frac, peak, floor):
+    if step < WARMUP_STEPS:
+        return peak * (step + 1) / WARMUP_STEPS
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=35.0)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--ckpt-every", type=float, default=180.0, help="seconds")
+    ap.add_argument("--ckpt-dir", default=os.path.join(HERE, "ckpt"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=1234)
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    cfg = load_config()
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(HERE, "..", "tokenizer.model"))
+    train = token_stream(sp, os.path.join(HERE, "data", "train.txt"), sp.eos_id())
+    val = token_stream(sp, os.path.join(HERE, "data", "val.txt"), sp.eos_id())
+    print(f"train tokens {len(train)}  val tokens {len(val)}", flush=True)
+
+    model = Megrez2ForCausalLM(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"parameters {n_params}", flush=True)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    gen = torch.Generator().manual_seed(args.seed)
+    step, elapsed_before, log = 0, 0.0, []
+    os.makedirs(args.ckpt_dir, exist_ok=True)
+    last = os.path.join(args.ckpt_dir, "last.pt")
+    if args.resume and os.path.exists(last):
+        ck = torch.load(last)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed_before, log = ck["step"], ck["elapsed"], ck["log"]
+        gen.set_state(ck["gen"])
+        print(f"resumed at step {step}, {elapsed_before:.0f}s", flush=True)
+
+    def save():
+        tmp = last + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": elapsed_now(), "log": log, "gen": gen.get_state(),
+                    "config": cfg}, tmp)
+        os.replace(tmp, last)
+
+    budget = args.minutes * 60.0
+    t0 = time.time()
+    elapsed_now = lambda: elapsed_before + time.time() - t0  # noqa: E731
+    last_ckpt = time.time()
+    moe_layers = [l for l in range(cfg["num_hidden_layers"]) if model.cfg.is_moe(l)]
+    E = cfg["n_routed_experts"]
+    ema_loss = None
+    model.train()
+    while elapsed_now() < budget:
+        lr = lr_at(step, elapsed_now() / budget, args.lr, args.lr * 0.05)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = batch(train, args.batch, args.seq, gen)
+        logits, routing = model.forward_batch(x, return_routing=True)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():  # aux-loss-free balancing of the router bias
+            imbalance = 0.0
+            for l in moe_layers:
+                load = torch.bincount(routing[l].reshape(-1), minlength=E).float()
+                gate = model.layers[l].mlp.gate
+                gate.e_score_correction_bias += GAMMA * torch.sign(load.mean() - load)
+                imbalance = max(imbalance, (load.max() / load.mean()).item())
+        step += 1
+        ema_loss = loss.item() if ema_loss is None else 0.95 * ema_loss + 0.05 * loss.item()
+        if step % 20 == 0:
+            el = elapsed_now()
+            tok_s = step * args.batch * args.seq / max(el, 1e-9)
+            entry = {"step": step, "elapsed": round(el, 1), "loss": round(ema_loss, 4),
+                     "lr": lr, "max_load_ratio": round(imbalance, 2)}
+            if step % 200 == 0:
+                entry["val_loss"] = round(evaluate(model, val, args.seq), 4)
+            log.append(entry)
+            print(json.dumps(entry), f"tok/s {tok_s:.0f}", flush=True)
+        if time.time() - last_ckpt > args.ckpt_every:
+            save()
+            last_ckpt = time.time()
+    final_val = evaluate(model, val, args.seq)
+    log.append({"step": step, "elapsed": round(elapsed_now(), 1), "loss": round(ema_loss, 4),
+                "val_loss": round(final_val, 4), "final": True})
+    print(json.dumps(log[-1]), flush=True)
+    save()
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
