@@ -17,6 +17,11 @@ import random
 import sys
 import time
 
+# One compute thread: torch.set_num_threads(1) alone still lets OpenBLAS start a helper thread,
+# and the machine is shared with C++ builds.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import sentencepiece as spm
 import torch
 import torch.nn.functional as F

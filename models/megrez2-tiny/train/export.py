@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Export the trained tiny Megrez2 and compute golden data FROM THE EXPORTED FILE.
+
+1. Load train/ckpt/last.pt, write ../model.safetensors (checkpoint names of the spec; every
+   tensor BF16 except mlp.gate.e_score_correction_bias, F32; routed experts only under the
+   pool owner layers).
+2. Read model.safetensors back (bf16 -> fp32 exactly) into a fresh fp32 model, so the golden
+   logits are a pure function of the shipped files.
+3. Write ../golden/golden.json and one raw float32 little-endian [len(ids), vocab] logits file
+   per prompt, greedy continuations, layer routing of prompt 0, and held-out perplexity with
+   correct pre-gated routing vs routing from each layer's own h2.
+"""
+import json
+import math
+import os
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import sentencepiece as spm  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402
+from megrez2 import Megrez2ForCausalLM  # noqa: E402
+
+PROMPTS = [
+    "In the beginning God created",
+    "And Jesus said unto them,",
+    "你好，世界！🙂 Grüße — “quoted” ½",
+    "The LORD is my shepherd; I shall not want. He maketh me to lie down in green pastures: "
+    "he leadeth me beside the still waters. He restoreth my soul: he leadeth me in the paths "
+    "of righteousness for his name's sake.",
+    "<|role_start|>user<|role_end|>Who created the heaven and the earth?<|turn_end|>"
+    "<|role_start|>assistant<|role_end|>",
+]
+GREEDY_TOKENS = 32
+PPL_WINDOW = 256
+
+
+def export_safetensors(model, path):
+    tensors = model.hf_state_dict()
+    dtypes = {n: "F32" if n.endswith("e_score_correction_bias") else "BF16" for n in tensors}
+    safetensors_io.write(path, tensors, dtypes)
+    return len(tensors)
+
+
+def load_exported(cfg, path):
+    tensors, _ = safetensors_io.read(path)
+    model = Megrez2ForCausalLM(cfg)
+    model.load_hf_state_dict(tensors)
+    model.eval()
+    return model
+
+
+def greedy(model, ids, n):
+    ids = list(ids)
+    out = []
+    for _ in range(n):
+        nxt = int(torch.argmax(model(ids)[-1]).item())  # first maximum = lowest id on ties
+        out.append(nxt)
+        ids.append(nxt)
+    return out
+
+
+def heldout_perplexity(model, ids):
+    """Consecutive non-overlapping windows of PPL_WINDOW tokens, each from an empty context;
+    mean NLL over every token that has a predecessor in its window."""
+    nll, count = 0.0, 0
+    for s in range(0, len(ids), PPL_WINDOW):
+        w = ids[s:s + PPL_WINDOW]
+        if len(w) < 2:
+            continue
+        logits = model(w)
+        nll += F.cross_entropy(logits[:-1], torch.tensor(w[1:]), reduction="sum").item()
+        count += len(w) - 1
+    return math.exp(nll / count), count
+
+
+def main():
+    torch.set_num_threads(1)
+    with open(os.path.join(ROOT, "config.json")) as f:
+        cfg = json.load(f)
+    ck = torch.load(os.path.join(HERE, "ckpt", "last.pt"))
+    trained = Megrez2ForCausalLM(cfg)
+    trained.load_state_dict(ck["model"])
+    st_path = os.path.join(ROOT, "model.safetensors")
+    n = export_safetensors(trained, st_path)
+    print(f"wrote {n} tensors, {os.path.getsize(st_path)} bytes")
+
+    model = load_exported(cfg, st_path)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(ROOT, "tokenizer.model"))
+    gdir = os.path.join(ROOT, "golden")
+    os.makedirs(gdir, exist_ok=True)
+    entries = []
+    routing_doc = None
+    for i, prompt in enumerate(PROMPTS):
+        ids = sp.encode(prompt)
+        assert sp.decode(ids) == prompt
+        logits, routing = model(ids, return_routing=True)
+        fname = f"logits_{i}.f32"
+        logits.contiguous().numpy().astype("<f4").tofile(os.path.join(gdir, fname))
+        g = greedy(model, ids, GREEDY_TOKENS)
+        entries.append({"prompt": prompt, "ids": ids, "file": fname,
+                        "shape": [len(ids), cfg["vocab_size"]],
+                        "greedy_ids": g, "greedy_text": sp.decode(g)})
+        print(repr(prompt), "->", repr(sp.decode(g)))
+        if i == 0:
+            routing_doc = {"prompt_index": 0,
+                           "experts": {str(l): r.tolist() for l, r in routing.items()}}
+
+    with open(os.path.join(ROOT, "heldout.txt"), encoding="utf-8") as f:
+        held_ids = sp.encode(f.read())
+    ppl_ok, count = heldout_perplexity(model, held_ids)
+    model.route_from_own_layer = True
+    ppl_wrong, _ = heldout_perplexity(model, held_ids)
+    model.route_from_own_layer = False
+    print(f"held-out perplexity: pre-gated {ppl_ok:.4f}, own-layer routing {ppl_wrong:.4f}")
+
+    golden = {
+        "model": "megrez2-tiny",
+        "format": "each file: raw float32 little-endian logits, row-major [len(ids), vocab_size]",
+        "vocab_size": cfg["vocab_size"],
+        "weights": "model.safetensors as shipped (bf16 -> fp32 exactly; router bias f32); "
+                   "computed in fp32 by train/megrez2.py",
+        "greedy": f"{GREEDY_TOKENS} tokens, argmax of the last row (lowest id on ties), "
+                  "no stop on <|eos|>, full recompute each step",
+        "prompts": entries,
+        "routing": dict(routing_doc, note="experts[layer][position] = the k chosen expert ids "
+                        "of that MoE layer, in descending biased-score order"),
+        "heldout_perplexity": {
+            "file": "heldout.txt", "tokenization": "whole file, one encode, no BOS",
+            "window": PPL_WINDOW, "predicted_tokens": count,
+            "method": "consecutive non-overlapping windows from an empty context; "
+                      "exp(mean NLL of every token after the first of its window)",
+            "pre_gated": round(ppl_ok, 4), "route_from_own_layer": round(ppl_wrong, 4)},
+        "training": {"steps": ck["step"], "seconds": round(ck["elapsed"], 1),
+                     "final": ck["log"][-1] if ck["log"] else None},
+    }
+    with open(os.path.join(gdir, "golden.json"), "w", encoding="utf-8") as f:
+        json.dump(golden, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(HERE, "train_log.json"), "w") as f:
+        json.dump(ck["log"], f, indent=0)
+
+
+if __name__ == "__main__":
+    main()
