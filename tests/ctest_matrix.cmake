@@ -3,3 +3,48 @@
 if(TARGET test-loader)
   add_test(NAME loader COMMAND test-loader)
 endif()
+
+# GPU suites share the validated test context (tests/common/gpu_fixture.cpp).
+# The matrix runs each suite on lavapipe under the device caps mobile GPUs impose:
+#   default     subgroup 8, real lavapipe limits
+#   subgroup4   LP_NATIVE_VECTOR_WIDTH=128 -> subgroup size 4
+#   subgroup16  LP_NATIVE_VECTOR_WIDTH=512 -> subgroup size 16
+#   minimum     MEGREZ_PROFILE=minimum: 16 KiB shared memory, no fp16 / subgroup arithmetic,
+#               128 invocations per workgroup, descriptor pools instead of push descriptors
+set(MEGREZ_GPU_TEST_ENV MEGREZ_VALIDATION=1)
+set(MEGREZ_GPU_MATRIX
+    "default|"
+    "subgroup4|LP_NATIVE_VECTOR_WIDTH=128"
+    "subgroup16|LP_NATIVE_VECTOR_WIDTH=512"
+    "minimum|MEGREZ_PROFILE=minimum")
+foreach(suite runtime kernels)
+  if(NOT TARGET test-${suite})
+    continue()
+  endif()
+  target_sources(test-${suite} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/common/gpu_fixture.cpp)
+  foreach(entry ${MEGREZ_GPU_MATRIX})
+    string(REPLACE "|" ";" parts "${entry}")
+    list(GET parts 0 variant)
+    list(LENGTH parts n)
+    set(env ${MEGREZ_GPU_TEST_ENV})
+    if(n GREATER 1)
+      list(GET parts 1 extra)
+      if(extra)
+        list(APPEND env ${extra})
+      endif()
+    endif()
+    if(variant STREQUAL "default")
+      set(test_name ${suite})
+    else()
+      set(test_name ${suite}-${variant})
+    endif()
+    add_test(NAME ${test_name} COMMAND test-${suite})
+    set_tests_properties(${test_name} PROPERTIES ENVIRONMENT "${env}" LABELS "gpu;${variant}")
+  endforeach()
+endforeach()
+
+# spirv-val passes on every embedded module (the build checks each one too; this test keeps
+# the promise visible and re-checks the files the library actually embedded).
+add_test(NAME spirv-val
+         COMMAND ${CMAKE_COMMAND} -DSPIRV_VAL=${SPIRV_VAL} -DSPIRV_DIR=${MEGREZ_SPIRV_DIR}
+                 -P ${PROJECT_SOURCE_DIR}/shaders/cmake/validate_spirv.cmake)

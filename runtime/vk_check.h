@@ -1,0 +1,32 @@
+#pragma once
+// Vulkan through volk only (no libvulkan link). Every failing call becomes a megrez::Error that
+// names the call and the VkResult.
+#include <volk.h>
+
+#include <cstdint>
+#include <string>
+
+#include "loader/error.h"
+
+namespace megrez {
+
+const char* vk_result_name(VkResult result);
+
+[[noreturn]] void throw_vk_error(VkResult result, const char* call);
+
+inline void vk_check(VkResult result, const char* call) {
+  if (result != VK_SUCCESS) throw_vk_error(result, call);
+}
+
+// A Vulkan info struct with its sType set and every other member zeroed.
+template <class T>
+T vk_struct(VkStructureType type) {
+  T value{};
+  value.sType = type;
+  return value;
+}
+
+// Human-readable byte counts for error messages ("1.50 GiB", "16.0 KiB", "12 bytes").
+std::string format_bytes(uint64_t bytes);
+
+}  // namespace megrez
