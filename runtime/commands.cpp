@@ -99,7 +99,7 @@ VkCommandBuffer CommandBuffer::begin() {
   return cmd_;
 }
 
-void CommandBuffer::submit(std::span<const SemaphoreWait> waits, std::span<const SemaphoreSignal> signals) {
+void CommandBuffer::submit(const std::vector<SemaphoreWait>& waits, const std::vector<SemaphoreSignal>& signals) {
   if (!recording_) throw Error("CommandBuffer::submit: begin() was not called");
   recording_ = false;
   vk_check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");

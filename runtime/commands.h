@@ -49,7 +49,7 @@ class CommandBuffer {
   // Waits for the previous submission, resets, starts recording (one-time submit).
   VkCommandBuffer begin();
   // Ends recording and submits to the role's queue.
-  void submit(std::span<const SemaphoreWait> waits = {}, std::span<const SemaphoreSignal> signals = {});
+  void submit(const std::vector<SemaphoreWait>& waits = {}, const std::vector<SemaphoreSignal>& signals = {});
   // Blocks until the last submission finished; megrez::Error after gpu_timeout.
   void wait();
   void submit_and_wait() {
