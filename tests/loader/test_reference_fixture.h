@@ -16,8 +16,7 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "loader/hf_config.h"
-#include "loader/safetensors.h"
+#include "loader/model.h"
 #include "loader/weights.h"
 
 namespace reference_test {
@@ -46,62 +45,17 @@ inline std::vector<float> read_f32(const std::string& path, size_t count) {
   return v;
 }
 
-// A checkpoint directory opened into config + weight views, and whatever owns the bytes.
+// A checkpoint opened with Model::open; config and weights copied out for convenience (the
+// weight views point into the Model, which `owner` keeps alive).
 struct OpenedModel {
   megrez::ModelConfig config;
   megrez::ModelWeights weights;
-  std::shared_ptr<megrez::SafetensorsCheckpoint> owner;
+  std::shared_ptr<megrez::Model> owner;
 };
 
-inline OpenedModel open_model(const std::string& dir) {
-  using namespace megrez;
-  OpenedModel m;
-  m.owner = std::make_shared<SafetensorsCheckpoint>(dir);
-  const auto& t = m.owner->tensors();
-  auto get = [&](const std::string& name) {
-    auto it = t.find(name);
-    REQUIRE_MESSAGE(it != t.end(), dir << " lacks " << name);
-    return it->second.view;
-  };
-  m.config = parse_hf_config(read_text(dir + "/config.json"), dir + "/config.json",
-                             get("model.layers.0.self_attn.k_proj.weight").shape[0], nullptr);
-  const ModelConfig& c = m.config;
-  ModelWeights& w = m.weights;
-  w.token_embd = get("model.embed_tokens.weight");
-  w.output_norm = get("model.norm.weight");
-  w.output = c.tie_word_embeddings ? w.token_embd : get("lm_head.weight");
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    LayerWeights l;
-    l.attn_norm = get(p + "input_layernorm.weight");
-    l.ffn_norm = get(p + "post_attention_layernorm.weight");
-    l.wq = get(p + "self_attn.q_proj.weight");
-    l.wk = get(p + "self_attn.k_proj.weight");
-    l.wv = get(p + "self_attn.v_proj.weight");
-    l.wo = get(p + "self_attn.o_proj.weight");
-    if (!c.is_moe_layer(i)) {
-      l.ffn_gate = get(p + "mlp.gate_proj.weight");
-      l.ffn_up = get(p + "mlp.up_proj.weight");
-      l.ffn_down = get(p + "mlp.down_proj.weight");
-    } else {
-      l.router = get(p + "mlp.gate.weight");
-      l.router_bias = get(p + "mlp.gate.e_score_correction_bias");
-      l.shexp_gate = get(p + "mlp.shared_experts.gate_proj.weight");
-      l.shexp_up = get(p + "mlp.shared_experts.up_proj.weight");
-      l.shexp_down = get(p + "mlp.shared_experts.down_proj.weight");
-      l.pool = int(c.pool_of(i));
-      if (c.owner_of_pool(l.pool) == i) {
-        std::vector<ExpertWeights> pool;
-        for (int64_t e = 0; e < c.n_routed_experts; ++e) {
-          const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
-          pool.push_back({get(q + "gate_proj.weight"), get(q + "up_proj.weight"), get(q + "down_proj.weight")});
-        }
-        w.pools.push_back(std::move(pool));
-      }
-    }
-    w.layers.push_back(l);
-  }
-  return m;
+inline OpenedModel open_model(const std::string& path) {
+  std::shared_ptr<megrez::Model> model = megrez::Model::open(path);
+  return {model->config(), model->weights(), model};
 }
 
 // One golden case: the model plus what PyTorch computed for it.
