@@ -29,6 +29,12 @@
 //                               weights must all lie inside the row (see weight_at for tails).
 //   weight_block_dot(byte, x)   dot(those 32 weights, x[0..31]) with x as vec4[8]; the
 //                               quantized formats factor out the block scale d.
+//   weight_quarter(byte, q, out lo, out hi)
+//                               quarter q (0..3) of that block: 8 weights, the 4 at block
+//                               columns WEIGHT_QUARTER_LO(q)..+3 in `lo` and the 4 at
+//                               WEIGHT_QUARTER_HI(q)..+3 in `hi`. The finest unit that stays
+//                               cheap in every format (one q4_0 qs word), so a 2048-wide row
+//                               is 256 units of work. Float formats: all 8 inside the row.
 //   weight_at(row_byte, col)    one weight (any format); for float-format tails (cols % 32)
 //                               and gathers. Quantized formats decode only the needed nibble/byte.
 //
@@ -67,6 +73,15 @@
 #define WEIGHT_BLOCK_BYTES 18u
 #define WEIGHT_ROW_BYTES(cols) (((cols) / 32u) * 18u)
 #endif
+// Columns (within a block of 32) of the two vec4 halves of quarter q: q4_0 keeps element j
+// and j + 16 in one byte, so its quarter is columns 4q.. and 16 + 4q..; the others are 8q...
+#if defined(WEIGHT_Q4_0)
+#define WEIGHT_QUARTER_LO(q) (4u * (q))
+#define WEIGHT_QUARTER_HI(q) (16u + 4u * (q))
+#else
+#define WEIGHT_QUARTER_LO(q) (8u * (q))
+#define WEIGHT_QUARTER_HI(q) (8u * (q) + 4u)
+#endif
 // True for the ggml block formats (rows must be whole blocks).
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
 #define WEIGHT_QUANTIZED 1
@@ -87,6 +102,20 @@ uint weight_u16_at(uint byte_offset) {
 uint weight_join(uint lo, uint hi, bool odd) { return odd ? ((lo >> 16) | (hi << 16)) : lo; }
 
 float weight_half(uint bits16) { return unpackHalf2x16(bits16).x; }
+
+// The 32-bit value at a 2-byte aligned byte offset (reads the next word only when needed).
+uint weight_u32_at(uint byte_offset) {
+  uint base = byte_offset >> 2;
+  uint lo = WEIGHT_WORD(base);
+  if ((byte_offset & 2u) == 0u) return lo;
+  return weight_join(lo, WEIGHT_WORD(base + 1u), true);
+}
+
+// The four signed bytes of a word as floats (q8_0 quants).
+vec4 weight_i8x4(uint word) {
+  int v = int(word);
+  return vec4(bitfieldExtract(v, 0, 8), bitfieldExtract(v, 8, 8), bitfieldExtract(v, 16, 8), bitfieldExtract(v, 24, 8));
+}
 
 // ---- Quantized formats ----------------------------------------------------------------------
 #if defined(WEIGHT_Q8_0)
@@ -124,12 +153,16 @@ float weight_block_dot(uint byte_offset, vec4 x[8]) {
   weight_q8_0_load(byte_offset, d, qs);
   float sum = 0.0;
   for (uint k = 0u; k < 8u; ++k) {
-    int q = int(qs[k]);
-    vec4 qv = vec4(bitfieldExtract(q, 0, 8), bitfieldExtract(q, 8, 8), bitfieldExtract(q, 16, 8),
-                   bitfieldExtract(q, 24, 8));
-    sum += dot(qv, x[k]);
+    sum += dot(weight_i8x4(qs[k]), x[k]);
   }
   return d * sum;
+}
+
+void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {
+  float d = weight_half(weight_u16_at(byte_offset));
+  uint qs_byte = byte_offset + 2u + 8u * q;
+  lo = d * weight_i8x4(weight_u32_at(qs_byte));
+  hi = d * weight_i8x4(weight_u32_at(qs_byte + 4u));
 }
 
 float weight_at(uint row_byte, uint col) {
@@ -185,6 +218,14 @@ float weight_block_dot(uint byte_offset, vec4 x[8]) {
   return d * sum;
 }
 
+void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {
+  float d = weight_half(weight_u16_at(byte_offset));
+  // qs bytes 4q..4q+3: their low nibbles are columns 4q.., their high nibbles 16+4q...
+  uvec4 bytes = (uvec4(weight_u32_at(byte_offset + 2u + 4u * q)) >> uvec4(0u, 8u, 16u, 24u)) & 0xffu;
+  lo = d * (vec4(bytes & 15u) - 8.0);
+  hi = d * (vec4(bytes >> 4u) - 8.0);
+}
+
 float weight_at(uint row_byte, uint col) {
   uint block_byte = row_byte + (col / 32u) * 18u;
   float d = weight_half(weight_u16_at(block_byte));
@@ -203,6 +244,12 @@ float weight_at(uint row_byte, uint col) { return uintBitsToFloat(WEIGHT_WORD((r
 void weight_block(uint byte_offset, out float values[32]) {
   uint base = byte_offset >> 2;
   for (uint k = 0u; k < 32u; ++k) values[k] = uintBitsToFloat(WEIGHT_WORD(base + k));
+}
+
+void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {
+  uint i = (byte_offset >> 2) + 8u * q;
+  lo = uintBitsToFloat(uvec4(WEIGHT_WORD(i), WEIGHT_WORD(i + 1u), WEIGHT_WORD(i + 2u), WEIGHT_WORD(i + 3u)));
+  hi = uintBitsToFloat(uvec4(WEIGHT_WORD(i + 4u), WEIGHT_WORD(i + 5u), WEIGHT_WORD(i + 6u), WEIGHT_WORD(i + 7u)));
 }
 
 float weight_block_dot(uint byte_offset, vec4 x[8]) {
@@ -228,6 +275,21 @@ float weight_scalar(uint bits16) { return uintBitsToFloat(bits16 << 16); }
 #endif
 
 float weight_at(uint row_byte, uint col) { return weight_scalar(weight_u16_at(row_byte + 2u * col)); }
+
+void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {
+  uint start = byte_offset + 16u * q;  // 8 values = 16 bytes, 2-byte aligned
+  uint base = start >> 2;
+  uint w0 = WEIGHT_WORD(base), w1 = WEIGHT_WORD(base + 1u), w2 = WEIGHT_WORD(base + 2u), w3 = WEIGHT_WORD(base + 3u);
+  if ((start & 2u) != 0u) {
+    uint w4 = WEIGHT_WORD(base + 4u);
+    w0 = weight_join(w0, w1, true);
+    w1 = weight_join(w1, w2, true);
+    w2 = weight_join(w2, w3, true);
+    w3 = weight_join(w3, w4, true);
+  }
+  lo = vec4(weight_pair(w0), weight_pair(w1));
+  hi = vec4(weight_pair(w2), weight_pair(w3));
+}
 
 // The 16 words holding 32 values starting at a 2-byte aligned offset (17 words read when
 // the start is mid-word, e.g. an odd number of columns before this row).
