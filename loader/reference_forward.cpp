@@ -40,10 +40,12 @@ std::vector<float> rms_norm(const std::vector<float>& x, int64_t n, const Tensor
   const int64_t d = int64_t(w.size());
   std::vector<float> y(x.size());
   for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x.data() + r * d;
+    float* yr = y.data() + r * d;
     double sum_sq = 0.0;
-    for (int64_t j = 0; j < d; ++j) sum_sq += double(x[size_t(r * d + j)]) * double(x[size_t(r * d + j)]);
+    for (int64_t j = 0; j < d; ++j) sum_sq += double(xr[j]) * double(xr[j]);
     const double inv_rms = 1.0 / std::sqrt(sum_sq / double(d) + eps);
-    for (int64_t j = 0; j < d; ++j) y[size_t(r * d + j)] = float(double(x[size_t(r * d + j)]) * inv_rms * double(w[size_t(j)]));
+    for (int64_t j = 0; j < d; ++j) yr[j] = float(double(xr[j]) * inv_rms * double(w[size_t(j)]));
   }
   return y;
 }
@@ -95,7 +97,8 @@ ReferenceForward::ReferenceForward(const ModelConfig& config, const ModelWeights
     throw Error("reference forward: head_dim must be even for RoPE, got " + std::to_string(c.head_dim));
   if (c.num_hidden_layers > c.first_k_dense_replace && c.first_k_dense_replace < 1 && c.pre_gate &&
       !options_.route_from_current_layer)
-    throw Error("reference forward: pre-gated routing needs first_k_dense_replace >= 1 (layer 0 has no previous layer)");
+    throw Error("reference forward: pre-gated routing needs first_k_dense_replace >= 1 "
+                "(layer 0 has no previous layer)");
   if (c.experts_shared_frequency < 1 || c.moe_layer_freq != 1)
     throw Error("reference forward: needs experts_shared_frequency >= 1 and moe_layer_freq == 1");
   check_shapes();
@@ -208,8 +211,10 @@ std::vector<float> ReferenceForward::attention(int64_t layer, const std::vector<
   std::vector<float> q = matmul(l.wq, h, n), k = matmul(l.wk, h, n);
   const std::vector<float> v = matmul(l.wv, h, n);
   for (int64_t r = 0; r < n; ++r) {
-    for (int64_t head = 0; head < n_heads; ++head) rope_neox(&q[size_t((r * n_heads + head) * dh)], dh, position_ + r, c.rope_theta);
-    for (int64_t head = 0; head < n_kv; ++head) rope_neox(&k[size_t((r * n_kv + head) * dh)], dh, position_ + r, c.rope_theta);
+    float* q_row = q.data() + r * n_heads * dh;
+    float* k_row = k.data() + r * n_kv * dh;
+    for (int64_t head = 0; head < n_heads; ++head) rope_neox(q_row + head * dh, dh, position_ + r, c.rope_theta);
+    for (int64_t head = 0; head < n_kv; ++head) rope_neox(k_row + head * dh, dh, position_ + r, c.rope_theta);
   }
   LayerCache& cache = cache_[size_t(layer)];
   cache.k.insert(cache.k.end(), k.begin(), k.end());
@@ -232,11 +237,12 @@ std::vector<float> ReferenceForward::attention(int64_t layer, const std::vector<
         max_score = std::max(max_score, p[size_t(t)]);
       }
       for (double& s : p) denom += (s = std::exp(s - max_score));
-      for (int64_t j = 0; j < dh; ++j) {
-        double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += p[size_t(t)] * double(cache.v[size_t(t * n_kv * dh + kv_offset + j)]);
-        out[size_t((r * n_heads + head) * dh + j)] = float(acc / denom);
+      std::vector<double> acc(static_cast<size_t>(dh), 0.0);
+      for (int64_t t = 0; t < n_keys; ++t) {
+        const float* vt = &cache.v[size_t(t * n_kv * dh + kv_offset)];
+        for (int64_t j = 0; j < dh; ++j) acc[size_t(j)] += p[size_t(t)] * double(vt[j]);
       }
+      for (int64_t j = 0; j < dh; ++j) out[size_t((r * n_heads + head) * dh + j)] = float(acc[size_t(j)] / denom);
     }
   }
   return matmul(l.wo, out, n);

@@ -78,7 +78,8 @@ std::vector<float> router_scores(std::span<const float> pre_gate_input, const Te
 RouteResult select_experts(std::span<const float> scores, std::span<const float> bias, const ModelConfig& config) {
   check_router_config(config, scores.size());
   if (bias.size() != scores.size())
-    throw Error("router: expected " + std::to_string(scores.size()) + " bias values, got " + std::to_string(bias.size()));
+    throw Error("router: expected " + std::to_string(scores.size()) + " bias values, got " +
+                std::to_string(bias.size()));
 
   // Biased scores are formed in fp32 (as every implementation does) and only compared.
   std::vector<double> biased(scores.size());

@@ -40,8 +40,8 @@ class SyntheticModel {
     for (int64_t p = 0; p < c.n_pools(); ++p) {
       std::vector<ExpertWeights> pool;
       for (int64_t e = 0; e < c.n_routed_experts; ++e)
-        pool.push_back({matrix("expert.gate", c.moe_intermediate_size, d), matrix("expert.up", c.moe_intermediate_size, d),
-                        matrix("expert.down", d, c.moe_intermediate_size)});
+        pool.push_back({matrix("expert.gate", c.moe_intermediate_size, d),  // braces: evaluated in order
+                        matrix("expert.up", c.moe_intermediate_size, d), matrix("expert.down", d, c.moe_intermediate_size)});
       weights.pools.push_back(std::move(pool));
     }
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
