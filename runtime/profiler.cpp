@@ -13,13 +13,19 @@ GpuProfiler::GpuProfiler(Context& ctx, uint32_t max_scopes) : ctx_(ctx), max_sco
 
 GpuProfiler::~GpuProfiler() { vkDestroyQueryPool(ctx_.device(), pool_, nullptr); }
 
+static void require_recording(const CommandBuffer& cmd) {
+  if (!cmd.recording()) throw Error("GpuProfiler: command buffer is not recording (call begin())");
+}
+
 void GpuProfiler::reset(CommandBuffer& cmd) {
+  require_recording(cmd);
   vkCmdResetQueryPool(cmd.handle(), pool_, 0, 2 * max_scopes_);
   names_.clear();
   ended_.clear();
 }
 
 uint32_t GpuProfiler::begin(CommandBuffer& cmd, std::string_view name) {
+  require_recording(cmd);
   if (names_.size() == max_scopes_) {
     throw Error("GpuProfiler: more than " + std::to_string(max_scopes_) + " scopes in one recording");
   }
@@ -33,6 +39,7 @@ uint32_t GpuProfiler::begin(CommandBuffer& cmd, std::string_view name) {
 }
 
 void GpuProfiler::end(CommandBuffer& cmd, uint32_t scope) {
+  require_recording(cmd);
   if (scope >= names_.size() || ended_[scope]) throw Error("GpuProfiler::end: scope " + std::to_string(scope) + " is not open");
   ended_[scope] = true;
   vkCmdWriteTimestamp(cmd.handle(), VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool_, 2 * scope + 1);

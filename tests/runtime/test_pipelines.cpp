@@ -1,0 +1,131 @@
+// Pipeline registry: lookup, specialization, limits, reflection vs the variant table, and
+// the on-disk pipeline cache.
+#include <cstring>
+#include <fstream>
+
+#include "runtime/embedded_shaders.h"
+#include "runtime/pipelines.h"
+#include "runtime/spirv_reflect.h"
+#include "runtime_test_util.h"
+
+using namespace megrez;
+
+TEST_CASE("every embedded module matches its variant-table row") {
+  REQUIRE(embedded_shaders().size() >= 4);
+  for (const EmbeddedShader& shader : embedded_shaders()) {
+    CAPTURE(shader.name);
+    REQUIRE(shader.word_count > 5);
+    CHECK(shader.words[0] == 0x07230203u);
+    ShaderReflection r = reflect_spirv({shader.words, shader.word_count}, shader.name);
+    CHECK(r.bindings.size() == shader.bindings);
+    for (uint32_t i = 0; i < r.bindings.size(); ++i) CHECK(r.bindings[i] == i);
+    CHECK(r.push_size == shader.push_size);
+    CHECK(find_embedded_shader(shader.name) == &shader);
+  }
+  CHECK(find_embedded_shader("no_such_variant") == nullptr);
+  // Known rows, checked independently of the generator.
+  const EmbeddedShader* copy = find_embedded_shader("copy");
+  REQUIRE(copy != nullptr);
+  CHECK(copy->bindings == 2);
+  CHECK(copy->push_size == 4);
+  CHECK(std::string(copy->source) == "copy.comp");
+}
+
+TEST_CASE("reflection rejects malformed modules") {
+  const uint32_t not_spirv[] = {1, 2, 3, 4, 5, 6};
+  CHECK_THROWS_WITH_AS(reflect_spirv(not_spirv, "bad"), doctest::Contains("shader bad: not a SPIR-V module"), Error);
+  const EmbeddedShader* copy = find_embedded_shader("copy");
+  REQUIRE(copy != nullptr);
+  std::vector<uint32_t> truncated(copy->words, copy->words + copy->word_count);
+  truncated[5] = (0xffffu << 16) | (truncated[5] & 0xffff);  // first instruction claims 65535 words
+  CHECK_THROWS_WITH_AS(reflect_spirv(truncated, "cut"), doctest::Contains("truncated"), Error);
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "pipelines are found by name and cached per specialization") {
+  const Pipeline& a = ctx.pipeline("copy", {{64, 1, 1}, {}});
+  const Pipeline& b = ctx.pipeline("copy", {{64, 1, 1}, {}});
+  const Pipeline& c = ctx.pipeline("copy", {{32, 1, 1}, {}});
+  CHECK(&a == &b);
+  CHECK(&a != &c);
+  CHECK(a.pipeline != c.pipeline);
+  CHECK(a.bindings == 2);
+  CHECK(a.push_size == 4);
+  CHECK(a.push_descriptors == ctx.caps().push_descriptors);
+  CHECK(ctx.pipelines().contains("copy_vec4"));
+  CHECK_FALSE(ctx.pipelines().contains("nope"));
+  CHECK_THROWS_WITH_AS(ctx.pipeline("nope"), doctest::Contains("no shader variant named 'nope' (known: copy,"), Error);
+  const uint32_t too_wide = ctx.caps().max_workgroup_size[0] + 1;
+  CHECK_THROWS_WITH_AS(ctx.pipeline("copy", {{too_wide, 1, 1}, {}}), doctest::Contains("workgroup size[0]"), Error);
+  const uint32_t side = ctx.caps().max_workgroup_invocations;
+  if (side <= ctx.caps().max_workgroup_size[1]) {
+    CHECK_THROWS_WITH_AS(ctx.pipeline("copy", {{side, 2, 1}, {}}), doctest::Contains("maxComputeWorkGroupInvocations"),
+                         Error);
+  }
+  CHECK_THROWS_AS(ctx.pipeline("copy", {{0, 1, 1}, {}}), Error);
+}
+
+TEST_CASE("pipeline cache: written, reloaded, corrupt or foreign files ignored") {
+  test::TempDir dir;
+  const std::string path = (dir.path / "sub" / "cache.bin").string();
+  ContextOptions options = test::validated_options();
+  options.pipeline_cache = path;
+  {
+    Context ctx(options);
+    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Missing);
+    ctx.pipeline("copy");
+    CHECK(ctx.pipelines().save_cache());
+    test::check_no_validation_messages(ctx, 0);
+  }
+  std::ifstream file(path, std::ios::binary);
+  REQUIRE(file.good());
+  std::vector<uint8_t> data((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  REQUIRE(data.size() >= 32);
+  {
+    Context ctx(options);
+    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Loaded);
+    CHECK(ctx.pipelines().cache_loaded_bytes() == data.size());
+    CHECK(check_pipeline_cache_header(data, ctx.info().props).empty());
+    ctx.pipeline("copy");
+    test::check_no_validation_messages(ctx, 0);
+  }
+  // Another device's cache (vendor id changed) and a truncated file: ignored, not fatal.
+  std::vector<uint8_t> foreign = data;
+  foreign[8] ^= 0xff;
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(foreign.data()),
+                                                               static_cast<std::streamsize>(foreign.size()));
+  {
+    Context ctx(options);
+    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Rejected);
+    CHECK(check_pipeline_cache_header(foreign, ctx.info().props) == "written for another device");
+    std::vector<uint8_t> uuid = data;
+    uuid[16] ^= 1;
+    CHECK(check_pipeline_cache_header(uuid, ctx.info().props) == "written by another driver version");
+    CHECK(check_pipeline_cache_header(std::span(data).first(31), ctx.info().props) ==
+          "shorter than a pipeline cache header");
+    ctx.pipeline("copy");  // still builds; the destructor rewrites a valid cache
+  }
+  {
+    Context ctx(options);
+    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Loaded);
+  }
+  options.pipeline_cache = "off";
+  Context off(options);
+  CHECK(off.pipelines().cache_state() == PipelineRegistry::CacheState::Disabled);
+  CHECK_FALSE(off.pipelines().save_cache());
+}
+
+TEST_CASE("default pipeline cache path names vendor, device and driver") {
+  VkPhysicalDeviceProperties props{};
+  props.vendorID = 0x10de;
+  props.deviceID = 0x2684;
+  props.driverVersion = 0x87654321;
+  const char* home = std::getenv("HOME");
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const std::string path = default_pipeline_cache_path(props);
+  CHECK(path.ends_with("/megrez/pipeline-cache-10de-2684-87654321.bin"));
+  if (xdg && *xdg) {
+    CHECK(path.rfind(xdg, 0) == 0);
+  } else if (home && *home) {
+    CHECK(path.rfind(std::string(home) + "/.cache/", 0) == 0);
+  }
+}
