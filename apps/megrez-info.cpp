@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "runtime/bandwidth.h"
 #include "runtime/context.h"
 #include "runtime/self_test.h"
 
@@ -57,6 +58,16 @@ int run(int argc, char** argv) {
     }
     all_ok = all_ok && result.ok;
     std::printf("  %-12s %s  %s\n", test.name, result.ok ? "OK  " : "FAIL", result.detail.c_str());
+  }
+  if (ctx.caps().timestamps) {
+    try {
+      const megrez::BandwidthResult bw = megrez::measure_copy_bandwidth(ctx);
+      std::printf("Copy bandwidth (copy_vec4, %s): %.1f GB/s read+write, %.3f ms\n",
+                  megrez::format_bytes(bw.bytes).c_str(), bw.gb_per_s, bw.ms);
+    } catch (const megrez::Error& e) {
+      all_ok = false;
+      std::printf("Copy bandwidth: FAIL  %s\n", e.what());
+    }
   }
   if (ctx.validation_enabled()) {
     const uint32_t messages = ctx.validation_message_count();

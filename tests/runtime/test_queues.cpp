@@ -1,6 +1,7 @@
 // Queues, timeline semaphores between the compute and transfer queues, GPU timestamps.
 #include <numeric>
 
+#include "runtime/bandwidth.h"
 #include "runtime/profiler.h"
 #include "runtime_test_util.h"
 #include "shaders/abi/copy.h"
@@ -129,4 +130,13 @@ TEST_CASE_FIXTURE(test::GpuTest, "timestamps are monotone and scopes measure the
   CHECK_THROWS_WITH_AS(profiler.begin(cmd, "too many"), doctest::Contains("more than 8 scopes"), Error);
   cmd.submit_and_wait();
   CHECK_THROWS_WITH_AS(profiler.results(), doctest::Contains("scope 'x' was never ended"), Error);
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "copy bandwidth baseline is measured from timestamps") {
+  const BandwidthResult bw = measure_copy_bandwidth(ctx, 4 << 20, 3);
+  CHECK(bw.bytes == (4u << 20));
+  CHECK(bw.ms > 0.0);
+  CHECK(bw.gb_per_s == doctest::Approx(2.0 * (4 << 20) / (bw.ms * 1e6)));
+  CHECK(measure_copy_bandwidth(ctx, 100, 1).bytes == 96);  // whole 16-byte vectors
+  CHECK_THROWS_AS(measure_copy_bandwidth(ctx, 8, 1), Error);
 }
