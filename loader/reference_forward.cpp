@@ -102,6 +102,10 @@ ReferenceForward::ReferenceForward(const ModelConfig& config, const ModelWeights
   if (c.experts_shared_frequency < 1 || c.moe_layer_freq != 1)
     throw Error("reference forward: needs experts_shared_frequency >= 1 and moe_layer_freq == 1");
   check_shapes();
+  if (c.num_hidden_layers > c.first_k_dense_replace) {  // reject a bad router config now, not mid-token
+    const std::vector<float> flat(size_t(c.n_routed_experts), 0.5f), zero(size_t(c.n_routed_experts), 0.0f);
+    select_experts(flat, zero, c);
+  }
   reset();
 }
 

@@ -35,6 +35,8 @@ class ReferenceForward {
   // Continue the sequence with `ids` at positions position()..position()+n-1, attending to
   // everything before through the KV cache. Returns [ids.size(), vocab_size] logits.
   // Decoding one token at a time and prefilling all at once give bit-identical logits.
+  // Bad ids throw before anything changes; after any other Error (NaN router scores from
+  // broken weights) the state is undefined until reset().
   std::vector<float> append(std::span<const int32_t> ids);
   std::vector<float> append(int32_t id) { return append(std::span<const int32_t>(&id, 1)); }
 

@@ -130,4 +130,7 @@ TEST_CASE("reference forward checks tensor shapes against the config") {
   ModelConfig c = f.model.config;
   c.num_key_value_heads = 3;  // 4 heads do not split into 3 kv groups
   CHECK_THROWS_AS(ReferenceForward(c, f.model.weights), Error);
+  c = f.model.config;
+  c.num_experts_per_tok = c.n_routed_experts + 1;  // the router config is checked up front
+  CHECK_THROWS_AS(ReferenceForward(c, f.model.weights), Error);
 }
