@@ -12,3 +12,10 @@ megrez_variant(NAME reduce_sum_shmem SOURCE reduce_sum.comp BINDINGS 2 PUSH Redu
 
 megrez_self_test(copy)
 megrez_self_test(reduce_sum)
+
+# MoE (helper "moe"): router, SwiGLU, routed experts. Formats x reduction flavours.
+foreach(fmt f32 f16 bf16 q8_0 q4_0)
+  string(TOUPPER ${fmt} FMT)
+  megrez_variant(NAME router_${fmt}       SOURCE router.comp BINDINGS 6 PUSH RouterPush DEFINES WEIGHT_${FMT} REDUCE_SUBGROUP)
+  megrez_variant(NAME router_${fmt}_shmem SOURCE router.comp BINDINGS 6 PUSH RouterPush DEFINES WEIGHT_${FMT} REDUCE_SHMEM)
+endforeach()
