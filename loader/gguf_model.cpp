@@ -61,6 +61,7 @@ std::unique_ptr<Model> open_gguf_model(const std::string& path) {
       throw Error(path + ": tokenizer: " + e.what());
     }
   }
+  m->check_tokenizer_fits(path);
   return m;
 }
 

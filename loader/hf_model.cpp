@@ -107,6 +107,7 @@ std::unique_ptr<Model> open_hf_model(const std::string& dir) {
   if (m->config_.tie_word_embeddings) m->weights_.output = m->weights_.token_embd;
 
   m->tokenizer_ = load_tokenizer(dir);
+  m->check_tokenizer_fits(dir);
   return m;
 }
 

@@ -26,6 +26,12 @@ void LoadedModel::bind(const WeightSlot& slot, const TensorView& found, const st
   *slot.target = std::move(v);
 }
 
+void LoadedModel::check_tokenizer_fits(const std::string& source) const {
+  if (tokenizer_ && tokenizer_->vocab_size() > config_.vocab_size)
+    throw Error(source + ": the tokenizer has " + std::to_string(tokenizer_->vocab_size()) +
+                " tokens but the model's vocab_size is " + std::to_string(config_.vocab_size));
+}
+
 std::unique_ptr<Model> Model::open(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;

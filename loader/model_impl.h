@@ -27,6 +27,9 @@ struct LoadedModel final : Model {
   // `gguf_order` prints shapes as GGUF ne (reversed) so they match what tools show.
   void bind(const WeightSlot& slot, const TensorView& found, const std::string& file, bool gguf_order);
 
+  // A tokenizer that can produce ids beyond the embedding would index out of it later.
+  void check_tokenizer_fits(const std::string& source) const;
+
   std::string format_, path_;
   ModelConfig config_;
   ModelWeights weights_;
