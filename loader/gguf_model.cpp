@@ -29,39 +29,51 @@ TensorView expert_slice(const GgufTensorInfo& stacked, const WeightSlot& slot, i
   return v;
 }
 
-}  // namespace
+// Fills `m` from a GGUF file's bytes, which `m` owns or the caller keeps alive.
+void load_gguf(LoadedModel& m, std::span<const uint8_t> bytes) {
+  const std::string& path = m.path_;
+  const GgufContents g = parse_gguf(bytes, path);
+  m.config_ = config_from_gguf(g, path);
+  m.check_size_plausible(bytes.size(), 4, path);  // no supported type stores under 4 bits
 
-std::unique_ptr<Model> open_gguf_model(const std::string& path) {
-  auto m = std::make_unique<LoadedModel>("gguf", path);
-  m->gguf_file_ = std::make_unique<MappedFile>(path);
-  const GgufContents g = parse_gguf(m->gguf_file_->bytes(), path);
-  m->config_ = config_from_gguf(g, path);
-
-  prepare_weights(m->config_, m->weights_);
+  prepare_weights(m.config_, m.weights_);
   std::set<std::string> used;
-  for (const WeightSlot& slot : weight_slots(m->config_, m->weights_)) {
+  for (const WeightSlot& slot : weight_slots(m.config_, m.weights_)) {
     const GgufTensorInfo* t = g.find_tensor(slot.gguf_name);
     if (!t) throw Error("missing tensor " + slot.gguf_name + " in " + path);
     if (slot.expert < 0) {
-      m->bind(slot, t->view(), path, true);
+      m.bind(slot, t->view(), path, true);
     } else {
-      const TensorView v = expert_slice(*t, slot, m->config_.n_routed_experts, path);
-      m->bind(slot, v, path, true);
+      m.bind(slot, expert_slice(*t, slot, m.config_.n_routed_experts, path), path, true);
     }
     used.insert(slot.gguf_name);
   }
   for (const GgufTensorInfo& t : g.tensors)
     if (!used.count(t.name)) throw Error("unexpected tensor " + t.name + " in " + path);
-  if (m->config_.tie_word_embeddings) m->weights_.output = m->weights_.token_embd;
+  if (m.config_.tie_word_embeddings) m.weights_.output = m.weights_.token_embd;
 
   if (auto data = tokenizer_data_from_gguf(g, path)) {
     try {
-      m->tokenizer_ = Tokenizer::from_data(std::move(*data));
+      m.tokenizer_ = Tokenizer::from_data(std::move(*data));
     } catch (const Error& e) {
       throw Error(path + ": tokenizer: " + e.what());
     }
   }
-  m->check_tokenizer_fits(path);
+  m.check_tokenizer_fits(path);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> open_gguf_model(const std::string& path) {
+  auto m = std::make_unique<LoadedModel>("gguf", path);
+  m->gguf_file_ = std::make_unique<MappedFile>(path);
+  load_gguf(*m, m->gguf_file_->bytes());
+  return m;
+}
+
+std::unique_ptr<Model> open_gguf_bytes(std::span<const uint8_t> bytes, const std::string& name) {
+  auto m = std::make_unique<LoadedModel>("gguf", name);
+  load_gguf(*m, bytes);
   return m;
 }
 

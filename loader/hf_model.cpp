@@ -88,6 +88,7 @@ std::unique_ptr<Model> open_hf_model(const std::string& dir) {
     k_proj_rows = it->second.view.shape[0];
   const std::string config_path = join(dir, "config.json");
   m->config_ = parse_hf_config(read_text_file(config_path), config_path, k_proj_rows, &std::cerr);
+  m->check_size_plausible(m->safetensors_->data_bytes(), 16, dir);  // BF16/F16/F32 only
 
   prepare_weights(m->config_, m->weights_);
   std::set<std::string> used;

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "loader/checked_math.h"
 #include "loader/error.h"
 #include "loader/model_impl.h"
 #include "loader/quant.h"
@@ -24,6 +25,14 @@ void LoadedModel::bind(const WeightSlot& slot, const TensorView& found, const st
   v.dtype = DType::F32;
   v.bytes = std::span(reinterpret_cast<const uint8_t*>(values.data()), values.size() * sizeof(float));
   *slot.target = std::move(v);
+}
+
+void LoadedModel::check_size_plausible(uint64_t available, unsigned min_bits, const std::string& source) const {
+  const auto count = stored_weight_count(config_);
+  const auto bits = count ? checked_mul(*count, min_bits) : std::nullopt;
+  if (!bits || *bits / 8 > available)
+    throw Error(source + ": the config describes " + (count ? std::to_string(*count) : std::string("over 2^64")) +
+                " weights, more than " + std::to_string(available) + " bytes of tensor data can hold");
 }
 
 void LoadedModel::check_tokenizer_fits(const std::string& source) const {

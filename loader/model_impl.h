@@ -27,6 +27,10 @@ struct LoadedModel final : Model {
   // `gguf_order` prints shapes as GGUF ne (reversed) so they match what tools show.
   void bind(const WeightSlot& slot, const TensorView& found, const std::string& file, bool gguf_order);
 
+  // Refuses a config whose weights cannot fit in `available` bytes at `min_bits` per weight,
+  // before anything is allocated per tensor (see stored_weight_count).
+  void check_size_plausible(uint64_t available, unsigned min_bits, const std::string& source) const;
+
   // A tokenizer that can produce ids beyond the embedding would index out of it later.
   void check_tokenizer_fits(const std::string& source) const;
 
@@ -41,5 +45,8 @@ struct LoadedModel final : Model {
 
 std::unique_ptr<Model> open_hf_model(const std::string& dir);
 std::unique_ptr<Model> open_gguf_model(const std::string& path);
+// A GGUF model over bytes the caller keeps alive for the Model's lifetime (fuzzing, tests);
+// `name` stands for the file in messages.
+std::unique_ptr<Model> open_gguf_bytes(std::span<const uint8_t> bytes, const std::string& name);
 
 }  // namespace megrez

@@ -150,6 +150,12 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir) {
   }
 }
 
+uint64_t SafetensorsCheckpoint::data_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [name, entry] : tensors_) total += entry.view.bytes.size();  // no overlaps: <= file sizes
+  return total;
+}
+
 void SafetensorsCheckpoint::add_file(std::unique_ptr<SafetensorsFile> file) {
   for (const TensorView& t : file->tensors()) {
     auto [it, inserted] = tensors_.emplace(t.name, Entry{t, file->path()});

@@ -44,6 +44,7 @@ class SafetensorsCheckpoint {
   explicit SafetensorsCheckpoint(const std::string& dir);
   const std::map<std::string, Entry>& tensors() const { return tensors_; }
   size_t file_count() const { return files_.size(); }
+  uint64_t data_bytes() const;  // sum of the tensors' sizes
 
  private:
   void add_file(std::unique_ptr<SafetensorsFile> file);

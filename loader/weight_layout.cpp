@@ -1,11 +1,35 @@
 #include "loader/weight_layout.h"
 
+#include "loader/checked_math.h"
+
 namespace megrez {
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+std::optional<uint64_t> stored_weight_count(const ModelConfig& c) {
+  // Every term is a product of at most a few validated values; checked all the same, since
+  // this runs on configs read from untrusted files.
+  std::optional<uint64_t> total = 0;
+  auto add = [&](std::initializer_list<int64_t> dims, int64_t times) {
+    std::optional<uint64_t> n = uint64_t(times < 0 ? 0 : times);
+    for (int64_t d : dims) n = n ? checked_mul(*n, uint64_t(d < 0 ? 0 : d)) : std::nullopt;
+    total = total && n ? checked_add(*total, *n) : std::nullopt;
+  };
+  const int64_t D = c.hidden_size, Q = c.num_attention_heads * c.head_dim, KV = c.num_key_value_heads * c.head_dim;
+  const int64_t L = c.num_hidden_layers, dense = c.first_k_dense_replace, moe = L - dense;
+  add({c.vocab_size, D}, c.tie_word_embeddings ? 1 : 2);
+  add({D}, 1 + 2 * L);
+  add({Q, D}, 2 * L);
+  add({KV, D}, 2 * L);
+  add({c.intermediate_size, D}, 3 * dense);
+  add({c.n_routed_experts, D + 1}, moe);
+  add({c.shared_width(), D}, 3 * moe);
+  add({c.n_routed_experts, c.moe_intermediate_size, D}, 3 * c.n_pools());
+  return total;
 }
 
 void prepare_weights(const ModelConfig& cfg, ModelWeights& w) {

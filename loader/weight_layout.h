@@ -4,6 +4,7 @@
 // GGUF exporter and the synthetic-model writer all walk this one list, so the two file
 // formats cannot drift apart.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ void prepare_weights(const ModelConfig& cfg, ModelWeights& w);
 // experts grouped by matrix (all gate, all up, all down) so each GGUF stacked tensor is a run
 // of consecutive slots. `w` must have been prepared for `cfg`; the slots point into it.
 std::vector<WeightSlot> weight_slots(const ModelConfig& cfg, ModelWeights& w);
+
+// Number of weights `cfg` describes (every stored tensor, experts once per pool), or nullopt
+// when it overflows 64 bits. Loaders compare it with the file size before allocating
+// anything per tensor, so a hostile config cannot ask for billions of slots.
+std::optional<uint64_t> stored_weight_count(const ModelConfig& cfg);
 
 std::string shape_string(const std::vector<int64_t>& shape);  // "[256, 128]"
 

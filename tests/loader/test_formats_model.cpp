@@ -8,6 +8,7 @@
 
 #include "loader/gguf.h"
 #include "loader/gguf_export.h"
+#include "loader/gguf_metadata.h"
 #include "loader/model.h"
 #include "loader/quant.h"
 #include "loader/safetensors.h"
@@ -386,6 +387,27 @@ TEST_CASE("GGUF: hostile model files") {
         }) == "unexpected tensor blk.2.ffn_up_exps.weight in " + bad);
   CHECK(rewrite([](const GgufTensorInfo& t, GgufWriter&) { return t.name == "output.weight"; })
             .find("missing tensor output.weight") == 0);
+}
+
+TEST_CASE("GGUF and HF: a config describing far more weights than the file holds fails before allocating") {
+  ModelConfig huge = synthetic_config();
+  huge.num_hidden_layers = 4096;
+  huge.n_routed_experts = 65536;
+  huge.experts_shared_frequency = 1;
+  huge.hidden_size = 1 << 20;
+  huge.head_dim = 1 << 18;
+  GgufWriter w;
+  add_config_metadata(w, huge);
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  const GgufContents g = parse_gguf(bytes, "huge.gguf");
+  CHECK(config_from_gguf(g, "huge.gguf").n_pools() == 4095);
+  TempDir dir;
+  formats_test::write_bytes(dir / "huge.gguf", bytes);
+  CHECK(error_of([&] { Model::open(dir / "huge.gguf"); }).find(dir / "huge.gguf" + ": the config describes ") == 0);
+
+  write_synthetic_hf(dir / "hf", synthetic_config());
+  formats_test::write_text(dir / "hf/config.json", hf_config_json(huge));
+  CHECK(error_of([&] { Model::open(dir / "hf"); }).find(" bytes of tensor data can hold") != std::string::npos);
 }
 
 TEST_CASE("GGUF export: deterministic bytes, and equal to the synthetic GGUF writer") {
