@@ -1,6 +1,6 @@
 #pragma once
-// Parsed form of a chat template, shared by the parser (chat_template_parse.cpp) and the
-// renderer (chat_template_render.cpp).
+// Tokens and parsed form of a chat template, shared by the lexer, the parser and the
+// renderer (chat_template_{lexer,parse,render}.cpp).
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +8,16 @@
 #include "loader/chat_template.h"
 
 namespace megrez::jinja {
+
+struct Token {
+  enum class Kind { Text, BlockBegin, BlockEnd, OutputBegin, OutputEnd, Name, String, Int, Op, End };
+  Kind kind;
+  std::string text;  // Text, Name, String (unescaped), Int digits, Op
+};
+
+// Text outside tags becomes Text tokens (whitespace rules applied); each {% %} / {{ }} becomes
+// Begin, its tokens, End; comments vanish. Ends with an End token. Throws Unsupported.
+std::vector<Token> lex_template(std::string_view source);
 
 struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
