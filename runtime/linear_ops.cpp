@@ -64,7 +64,13 @@ Groups spread_groups(const DeviceCaps& caps, uint32_t n) {
   return {max_x, group_count(n, max_x), 1};
 }
 
-const char* reduce_suffix(const DeviceCaps& caps) { return caps.use_subgroup_reduce() ? "" : "_shmem"; }
+// "" for the subgroup flavour, "_shmem" for the shared-memory one.
+std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce) {
+  if (reduce == Reduce::Auto) reduce = caps.use_subgroup_reduce() ? Reduce::Subgroup : Reduce::SharedMemory;
+  if (reduce == Reduce::SharedMemory) return base + "_shmem";
+  require(caps.use_subgroup_reduce(), base, "the subgroup variant needs subgroup arithmetic, which this device lacks");
+  return base;
+}
 
 }  // namespace
 
@@ -93,8 +99,8 @@ MatmulShape matmul_shape(const DeviceCaps& caps) {
               std::to_string(caps.max_shared_memory) + " bytes of shared memory; the smallest tile needs 16 and 4352");
 }
 
-std::string matvec_variant(DType weights, const DeviceCaps& caps) {
-  return std::string("matvec_") + dtype_name(weights) + reduce_suffix(caps);
+std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce) {
+  return reduce_variant(caps, std::string("matvec_") + dtype_name(weights), reduce);
 }
 std::string matmul_variant(DType weights) { return std::string("matmul_") + dtype_name(weights); }
 std::string embed_variant(DType table) { return std::string("embed_") + dtype_name(table); }
@@ -102,9 +108,9 @@ std::string embed_variant(DType table) { return std::string("embed_") + dtype_na
 // ---- matvec / matmul ----------------------------------------------------------------------
 
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
-                   const BufferRange& y, const abi::MatvecPush& p) {
+                   const BufferRange& y, const abi::MatvecPush& p, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = matvec_variant(weights, caps);
+  const std::string kernel = matvec_variant(weights, caps, reduce);
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
@@ -153,9 +159,10 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
 namespace {
 
 // Checks a norm's operands; returns the kernel name with its reduction flavour.
-std::string norm_kernel(const DeviceCaps& caps, const char* base, std::initializer_list<BufferRange> activations,
-                        const BufferRange& weight, uint32_t rows, uint32_t dim, float eps) {
-  const std::string kernel = base + std::string(reduce_suffix(caps));
+std::string norm_kernel(const DeviceCaps& caps, const char* base, Reduce reduce,
+                        std::initializer_list<BufferRange> activations, const BufferRange& weight, uint32_t rows,
+                        uint32_t dim, float eps) {
+  const std::string kernel = reduce_variant(caps, base, reduce);
   require(rows > 0 && dim > 0, kernel, "zero rows or dim");
   require(eps >= 0.0f, kernel, "negative eps");
   const uint64_t matrix_bytes = checked_mul(rows, dim, kernel) * 4;
@@ -169,17 +176,18 @@ uint32_t norm_workgroup(const DeviceCaps& caps) { return fit_workgroup(caps, 256
 }  // namespace
 
 void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange& weight, const BufferRange& y,
-                    uint32_t rows, uint32_t dim, float eps) {
+                    uint32_t rows, uint32_t dim, float eps, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = norm_kernel(caps, "rmsnorm", {x, y}, weight, rows, dim, eps);
+  const std::string kernel = norm_kernel(caps, "rmsnorm", reduce, {x, y}, weight, rows, dim, eps);
   dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, norm_workgroup(caps))), {x, weight, y},
            abi::RmsnormPush{rows, dim, eps}, spread_groups(caps, rows));
 }
 
 void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& addend,
-                        const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps) {
+                        const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps,
+                        Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = norm_kernel(caps, "add_rmsnorm", {residual, addend, y}, weight, rows, dim, eps);
+  const std::string kernel = norm_kernel(caps, "add_rmsnorm", reduce, {residual, addend, y}, weight, rows, dim, eps);
   dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, norm_workgroup(caps))), {residual, addend, weight, y},
            abi::RmsnormPush{rows, dim, eps}, spread_groups(caps, rows));
 }
@@ -240,9 +248,9 @@ uint64_t argmax_partials_bytes(const DeviceCaps& caps, uint32_t count) {
 }
 
 void record_argmax(CommandBuffer& cmd, const BufferRange& logits, const BufferRange& partials,
-                   const BufferRange& result, uint32_t count) {
+                   const BufferRange& result, uint32_t count, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = std::string("argmax") + reduce_suffix(caps);
+  const std::string kernel = reduce_variant(caps, "argmax", reduce);
   require(count > 0, kernel, "zero logits");
   require_bytes(logits, uint64_t{count} * 4, kernel, "logits");
   require_bytes(partials, argmax_partials_bytes(caps, count), kernel, "partials");

@@ -35,8 +35,14 @@ struct MatmulShape {
 // The largest tile that fits the device's shared memory and workgroup limits.
 MatmulShape matmul_shape(const DeviceCaps& caps);
 
-// Variant names: "matvec_q4_0" or "matvec_q4_0_shmem" per caps.use_subgroup_reduce().
-std::string matvec_variant(DType weights, const DeviceCaps& caps);
+// Reduction flavour of the kernels that reduce across a workgroup (matvec, rmsnorm,
+// add_rmsnorm, argmax). Auto: subgroup ops where caps.use_subgroup_reduce(), else the
+// shared-memory variant. The others force one (tests and the benchmark compare both);
+// forcing Subgroup on a device without subgroup arithmetic is a megrez::Error.
+enum class Reduce { Auto, Subgroup, SharedMemory };
+
+// Variant names: "matvec_q4_0" or "matvec_q4_0_shmem".
+std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto);
 std::string matmul_variant(DType weights);
 std::string embed_variant(DType table);
 
@@ -45,7 +51,7 @@ std::string embed_variant(DType table);
 // y[y_offset + r] (+)= sum_c W[weight_row + r, c] * x[x_offset + c], r < p.rows.
 // w: rows of `weights` format; its size must be a multiple of 4 bytes (the shader reads words).
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
-                   const BufferRange& y, const abi::MatvecPush& p);
+                   const BufferRange& y, const abi::MatvecPush& p, Reduce reduce = Reduce::Auto);
 // A matrix [rows, cols] split by rows (SplitBuffer): one dispatch per part, y = W x (+ y).
 void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint32_t rows, uint32_t cols,
                    const BufferRange& x, const BufferRange& y, bool accumulate);
@@ -56,10 +62,11 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
 
 // y = x / sqrt(mean(x^2) + eps) * weight over `rows` rows of `dim` (fp32).
 void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange& weight, const BufferRange& y,
-                    uint32_t rows, uint32_t dim, float eps);
+                    uint32_t rows, uint32_t dim, float eps, Reduce reduce = Reduce::Auto);
 // residual += addend; y = rmsnorm(residual) * weight (one pass).
 void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& addend,
-                        const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps);
+                        const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps,
+                        Reduce reduce = Reduce::Auto);
 // x[i] += y[i], i < count.
 void record_add(CommandBuffer& cmd, const BufferRange& x, const BufferRange& y, uint32_t count);
 
@@ -76,6 +83,6 @@ void record_embed(CommandBuffer& cmd, DType table, const SplitBuffer& parts, uin
 // argmax_partials_bytes(caps, count) bytes.
 uint64_t argmax_partials_bytes(const DeviceCaps& caps, uint32_t count);
 void record_argmax(CommandBuffer& cmd, const BufferRange& logits, const BufferRange& partials,
-                   const BufferRange& result, uint32_t count);
+                   const BufferRange& result, uint32_t count, Reduce reduce = Reduce::Auto);
 
 }  // namespace megrez

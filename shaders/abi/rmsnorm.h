@@ -1,0 +1,22 @@
+#ifndef MEGREZ_ABI_RMSNORM_H
+#define MEGREZ_ABI_RMSNORM_H
+// Push constants of shaders/rmsnorm.comp, one workgroup per row (grid {rows}):
+//   rmsnorm[_shmem]      bindings 0 x, 1 w, 2 y:   y = x / sqrt(mean(x^2) + eps) * w
+//   add_rmsnorm[_shmem]  bindings 0 residual (read-write), 1 addend, 2 w, 3 y:
+//                        residual += addend, then y = rmsnorm(residual) * w
+//                        (the residual add and the next layer's norm in one pass).
+// x, y, residual, addend are fp32 [rows, dim]; w is fp32 [dim].
+#include "prelude.h"
+
+MEGREZ_ABI_BEGIN
+struct RmsnormPush {
+  uint rows;
+  uint dim;
+  float eps;
+};
+MEGREZ_ABI_END
+
+MEGREZ_ABI_CHECK_SIZE(megrez::abi::RmsnormPush, 12)
+MEGREZ_ABI_CHECK_OFFSET(megrez::abi::RmsnormPush, eps, 8)
+
+#endif

@@ -1,0 +1,119 @@
+// matmul (prefill) vs the fp64 reference: every weight format, odd shapes that leave partial
+// tiles in rows, tokens and columns, the Megrez2 expert shapes at T = 1, 7, 64, and the
+// stride / offset / accumulate options the engine uses to write into wider outputs.
+//
+// Tolerance, the same for every format (weights decode exactly; only fp32 accumulation
+// differs from the fp64 reference): |Y - Y_ref| <= 1e-6 * sqrt(cols) * sum_c |W[r,c] X[t,c]|.
+#include <doctest/doctest.h>
+
+#include "common/gpu_fixture.h"
+#include "kernels/linear_test_util.h"
+
+using namespace megrez;
+
+namespace {
+
+constexpr double kTolerance = 1e-6;
+
+void check_matmul(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, const std::vector<uint32_t>& token_counts,
+                  uint32_t seed) {
+  CAPTURE(dtype_name(dtype));
+  CAPTURE(rows);
+  CAPTURE(cols);
+  const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, seed);
+  const std::vector<float> decoded = m.decode();
+  Arena arena(ctx, "matmul-test", MemoryUse::Device, 64 << 20);
+  const BufferRange w = test::upload_vector(ctx, arena, m.words());
+  for (uint32_t tokens : token_counts) {
+    CAPTURE(tokens);
+    const std::vector<float> x = test::random_vector(size_t{tokens} * cols, seed + tokens);
+    const std::vector<test::RefDot> ref = test::ref_matmul(decoded, rows, cols, x, tokens);
+    const BufferRange xb = test::upload_vector(ctx, arena, x);
+    const BufferRange y = test::upload_vector(ctx, arena, std::vector<float>(size_t{tokens} * rows, 1e30f));
+    CommandBuffer cmd(ctx);
+    cmd.begin();
+    record_matmul(cmd, dtype, w, xb, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0});
+    cmd.submit_and_wait();
+    const std::string mismatch = test::compare_dots(test::download_vector<float>(ctx, y), ref, 0, cols, kTolerance);
+    CHECK_MESSAGE(mismatch.empty(), mismatch);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference on odd shapes, every format") {
+  for (DType dtype : test::kAllFormats) {
+    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96}
+                                                                   : std::vector<uint32_t>{1, 35, 64};
+    for (uint32_t rows : {1u, 7u, 33u, 1001u}) {
+      for (uint32_t cols : widths) check_matmul(ctx, dtype, rows, cols, {1, 5, 33}, rows * 7 + cols);
+    }
+  }
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference at the Megrez2 expert shapes") {
+  for (DType dtype : test::kAllFormats) {
+    check_matmul(ctx, dtype, 1408, 2048, {1, 7, 64}, 11);
+    check_matmul(ctx, dtype, 2048, 1408, {1, 7, 64}, 12);
+  }
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset and accumulate") {
+  for (DType dtype : {DType::F16, DType::Q4_0}) {
+    CAPTURE(dtype_name(dtype));
+    const uint32_t rows = 40, cols = dtype_is_quantized(dtype) ? 64 : 35, tokens = 9;
+    const uint32_t first = 3, count = 30, x_offset = 5, x_stride = cols + 2, y_offset = 4, y_stride = 37;
+    const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 21);
+    const std::vector<float> decoded = m.decode();
+    const std::vector<float> x = test::random_vector(x_offset + size_t{tokens} * x_stride, 22);
+    const std::vector<float> y_initial = test::random_vector(size_t{tokens} * y_stride, 23);
+    // Reference on the compacted operands.
+    std::vector<float> x_dense;
+    for (uint32_t t = 0; t < tokens; ++t) {
+      x_dense.insert(x_dense.end(), x.begin() + x_offset + t * x_stride, x.begin() + x_offset + t * x_stride + cols);
+    }
+    const std::vector<float> w_used(decoded.begin() + size_t{first} * cols, decoded.begin() + size_t{first + count} * cols);
+    const std::vector<test::RefDot> ref = test::ref_matmul(w_used, count, cols, x_dense, tokens);
+
+    Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
+    const BufferRange w = test::upload_vector(ctx, arena, m.words());
+    const BufferRange xb = test::upload_vector(ctx, arena, x);
+    const BufferRange y = test::upload_vector(ctx, arena, y_initial);
+    CommandBuffer cmd(ctx);
+    cmd.begin();
+    record_matmul(cmd, dtype, w, xb, y,
+                  abi::MatmulPush{count, cols, tokens, first, x_offset, x_stride, y_offset, y_stride, 1});
+    cmd.submit_and_wait();
+    const std::vector<float> got = test::download_vector<float>(ctx, y);
+    for (uint32_t t = 0; t < tokens; ++t) {
+      CAPTURE(t);
+      const std::vector<test::RefDot> ref_t(ref.begin() + t * count, ref.begin() + (t + 1) * count);
+      const std::string mismatch =
+          test::compare_dots(got, ref_t, size_t{t} * y_stride + y_offset, cols, kTolerance, &y_initial);
+      CHECK_MESSAGE(mismatch.empty(), mismatch);
+      for (uint32_t i = 0; i < y_stride; ++i) {
+        const size_t o = size_t{t} * y_stride + i;
+        if (i < y_offset || i >= y_offset + count) CHECK(got[o] == y_initial[o]);
+      }
+    }
+  }
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "matmul tile shape fits the device and the launcher checks its ranges") {
+  const MatmulShape s = matmul_shape(ctx.caps());
+  CHECK(s.workgroup() <= ctx.caps().max_workgroup_invocations);
+  CHECK(s.shared_bytes() <= ctx.caps().max_shared_memory);
+  Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
+  const BufferRange w = arena.allocate(64 * 4 * 4), x = arena.allocate(64 * 4 * 2), y = arena.allocate(4 * 2 * 4);
+  CommandBuffer cmd(ctx);
+  cmd.begin();
+  CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{4, 64, 3, 0, 0, 64, 0, 4, 0}),
+                       doctest::Contains("x binding"), Error);
+  CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{4, 64, 2, 0, 0, 32, 0, 4, 0}),
+                       doctest::Contains("x_stride"), Error);
+  CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{4, 64, 2, 0, 0, 64, 1, 4, 0}),
+                       doctest::Contains("y_stride"), Error);
+  CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{5, 64, 1, 0, 0, 64, 0, 5, 0}),
+                       doctest::Contains("weight binding"), Error);
+  cmd.submit_and_wait();  // nothing was recorded
+}
