@@ -87,8 +87,8 @@ def is_number(c):
     return unicodedata.category(c).startswith("N")
 
 
-def is_space(c):  # PCRE2 \s under UCP: HT LF VT FF CR, or category Z
-    return c in "\t\n\v\f\r " or unicodedata.category(c) in ("Zs", "Zl", "Zp")
+def is_space(c):  # PCRE2 10.42 \s under UCP: HT LF VT FF CR NEL, U+180E, or category Z
+    return c in "\t\n\v\f\r \x85\u180e" or unicodedata.category(c) in ("Zs", "Zl", "Zp")
 
 
 CONTRACTIONS = ["s", "t", "re", "ve", "m", "ll", "d"]
