@@ -48,3 +48,15 @@ endforeach()
 add_test(NAME spirv-val
          COMMAND ${CMAKE_COMMAND} -DSPIRV_VAL=${SPIRV_VAL} -DSPIRV_DIR=${MEGREZ_SPIRV_DIR}
                  -P ${PROJECT_SOURCE_DIR}/shaders/cmake/validate_spirv.cmake)
+
+# The engine suite (end to end: Vulkan engine vs the CPU reference on the tiny and synthetic
+# models) under validation + sync validation, and again under the minimum profile. It is the
+# slowest GPU suite, so it runs in two entries rather than the whole matrix.
+if(TARGET test-engine)
+  target_sources(test-engine PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/common/gpu_fixture.cpp)
+  add_test(NAME engine COMMAND test-engine)
+  set_tests_properties(engine PROPERTIES ENVIRONMENT "${MEGREZ_GPU_TEST_ENV}" LABELS "gpu;default")
+  add_test(NAME engine-minimum COMMAND test-engine)
+  set_tests_properties(engine-minimum PROPERTIES ENVIRONMENT "${MEGREZ_GPU_TEST_ENV};MEGREZ_PROFILE=minimum"
+                       LABELS "gpu;minimum")
+endif()

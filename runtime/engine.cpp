@@ -1,0 +1,277 @@
+// The engine: a Model opened from disk, its weights in device memory, the KV cache, the
+// working buffers and the recorded forward pass, behind the small API of engine.h.
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "loader/error.h"
+#include "loader/model.h"
+#include "runtime/activations.h"
+#include "runtime/commands.h"
+#include "runtime/context.h"
+#include "runtime/device_model.h"
+#include "runtime/forward.h"
+#include "runtime/kv_cache.h"
+#include "runtime/linear_ops.h"
+
+namespace megrez {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Context used when the caller has none: 4096 tokens or the model's limit if smaller.
+constexpr uint32_t kDefaultContext = 4096;
+constexpr uint32_t kMaxChunk = 256;
+
+KvType to_kv_type(KvCacheType t) { return t == KvCacheType::F16 ? KvType::F16 : KvType::F32; }
+
+uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
+  const int64_t model_max = config.max_position_embeddings > 0 ? config.max_position_embeddings : kDefaultContext;
+  if (requested == 0) return uint32_t(std::min<int64_t>(model_max, kDefaultContext));
+  if (requested > model_max) {
+    throw Error("context of " + std::to_string(requested) + " tokens exceeds the model's max_position_embeddings (" +
+                std::to_string(model_max) + ")");
+  }
+  return requested;
+}
+
+// Two matmul token tiles per pass (64-128 tokens on the devices we know): long enough to
+// reuse each weight tile, short enough for small activations. Adreno's DeviceLost on batches
+// over 32 tokens is a driver quirk the user works around with EngineOptions::chunk.
+uint32_t choose_chunk(const DeviceCaps& caps, uint32_t requested, uint32_t context) {
+  uint32_t chunk = requested ? requested : std::clamp(2 * matmul_shape(caps).tile_tokens, 16u, kMaxChunk);
+  return std::min(chunk, context);
+}
+
+// The largest device-local heap: what weights, cache and activations all come from.
+uint64_t device_memory_bytes(const Context& ctx) {
+  const VkPhysicalDeviceMemoryProperties& memory = ctx.info().memory;
+  uint64_t largest = 0;
+  for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
+    if (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) {
+      largest = std::max<uint64_t>(largest, memory.memoryHeaps[h].size);
+    }
+  }
+  return largest;
+}
+
+}  // namespace
+
+bool kv_cache_type_from_name(std::string_view name, KvCacheType& out) {
+  if (name == "f16") out = KvCacheType::F16;
+  else if (name == "f32") out = KvCacheType::F32;
+  else return false;
+  return true;
+}
+
+struct Engine::Impl {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Context> owned_context;
+  Context& ctx;
+  ModelConfig config;
+  uint32_t context_length = 0, chunk = 0;
+  // Device state; declared after the context so it is destroyed first.
+  std::unique_ptr<DeviceModel> weights;
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<Activations> act;
+  std::unique_ptr<Forward> forward;
+  std::unique_ptr<CommandBuffer> cmd;
+  Sampler sampler;
+  bool sampler_seeded = false;
+  uint32_t position = 0;
+  EngineStats stats;
+
+  Impl(std::unique_ptr<Model> m, std::unique_ptr<Context> owned, Context& c)
+      : model(std::move(m)), owned_context(std::move(owned)), ctx(c), config(model->config()) {}
+
+  void check_fits_device(const EngineOptions& options) const;
+  void warm_up();
+  void check_tokens(std::span<const int32_t> ids, const char* what) const;
+  // One pass over ids (<= chunk tokens) at the current position.
+  void run_pass(std::span<const int32_t> ids, LogitsOut out);
+};
+
+void Engine::Impl::check_fits_device(const EngineOptions& options) const {
+  const uint64_t weight_bytes = DeviceModel::bytes_needed(ctx.caps(), config, model->weights());
+  const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
+  const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
+  const uint64_t available = device_memory_bytes(ctx);
+  if (weight_bytes + cache_bytes + act_bytes > available) {
+    throw Error("model " + model->path() + " needs " + format_bytes(weight_bytes + cache_bytes + act_bytes) +
+                " of device memory (weights " + format_bytes(weight_bytes) + ", KV cache " + format_bytes(cache_bytes) +
+                " for " + std::to_string(context_length) + " tokens, activations " + format_bytes(act_bytes) +
+                ") but " + ctx.info().name() + " has " + format_bytes(available) +
+                "; use a smaller weight type, a shorter context or an f16 KV cache");
+  }
+}
+
+// Records (and discards) one decode and one prefill pass so every pipeline is built now,
+// not during the first token.
+void Engine::Impl::warm_up() {
+  CommandBuffer scratch(ctx);
+  scratch.begin();
+  forward->record(scratch, 0, 1, LogitsOut::Argmax);
+  forward->record(scratch, 0, 1, LogitsOut::Last);
+  if (chunk > 1) forward->record(scratch, 0, chunk, LogitsOut::Last);
+}
+
+void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) const {
+  if (ids.empty()) throw Error(std::string(what) + ": no tokens");
+  for (int32_t id : ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw Error(std::string(what) + ": token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                  std::to_string(config.vocab_size - 1) + ")");
+    }
+  }
+  if (uint64_t(position) + ids.size() > context_length) {
+    throw Error(std::string(what) + ": " + std::to_string(ids.size()) + " tokens at position " +
+                std::to_string(position) + " do not fit the context of " + std::to_string(context_length) +
+                " tokens (choose a longer context or a shorter prompt)");
+  }
+}
+
+void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
+  std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
+  cmd->begin();
+  forward->record(*cmd, position, uint32_t(ids.size()), out);
+  cmd->submit_and_wait();
+  position += uint32_t(ids.size());
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+namespace {
+
+// Opens, checks and uploads; `owned` is null when the caller lends `ctx`.
+std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
+                                    const EngineOptions& options, Clock::time_point start) {
+  auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
+  m->context_length = choose_context(m->config, options.ctx_len);
+  m->chunk = choose_chunk(ctx.caps(), options.chunk, m->context_length);
+  m->check_fits_device(options);
+  m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights());
+  m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
+  m->act = std::make_unique<Activations>(ctx, m->config, m->chunk, m->context_length);
+  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act);
+  m->cmd = std::make_unique<CommandBuffer>(ctx);
+  m->warm_up();
+  m->stats.weight_bytes = m->weights->bytes();
+  m->stats.kv_cache_bytes = m->cache->bytes();
+  m->stats.activation_bytes = Activations::bytes_needed(ctx, m->config, m->chunk, m->context_length);
+  m->stats.load_seconds = seconds_since(start);
+  return m;
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options) {
+  const Clock::time_point start = Clock::now();
+  std::unique_ptr<Model> model = Model::open(path);  // file errors come before any Vulkan work
+  ContextOptions context_options;
+  context_options.device = options.device;
+  context_options.profile = options.profile;
+  context_options.validation = options.validation;
+  context_options.pipeline_cache = options.pipeline_cache;
+  auto context = std::make_unique<Context>(context_options);
+  Context& ctx = *context;
+  return std::unique_ptr<Engine>(new Engine(build(std::move(model), std::move(context), ctx, options, start)));
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options, Context& context) {
+  const Clock::time_point start = Clock::now();
+  std::unique_ptr<Model> model = Model::open(path);
+  return std::unique_ptr<Engine>(new Engine(build(std::move(model), nullptr, context, options, start)));
+}
+
+// ---- Model facts and the tokenizer ----------------------------------------------------------
+
+const ModelConfig& Engine::config() const { return impl_->config; }
+std::string Engine::device_name() const { return impl_->ctx.info().name(); }
+uint32_t Engine::context_length() const { return impl_->context_length; }
+uint32_t Engine::prefill_chunk() const { return impl_->chunk; }
+bool Engine::has_tokenizer() const { return impl_->model->tokenizer() != nullptr; }
+
+const Tokenizer& Engine::tokenizer() const {
+  const Tokenizer* t = impl_->model->tokenizer();
+  if (!t) throw Error("model " + impl_->model->path() + " has no tokenizer (give token ids instead of text)");
+  return *t;
+}
+
+std::vector<int32_t> Engine::tokenize(std::string_view text, bool allow_special) const {
+  return tokenizer().encode(text, allow_special);
+}
+
+std::string Engine::detokenize(std::span<const int32_t> ids) const { return tokenizer().decode(ids); }
+
+// ---- Running ----------------------------------------------------------------------------
+
+std::vector<float> Engine::prefill(std::span<const int32_t> ids, bool all_logits) {
+  Impl& m = *impl_;
+  m.check_tokens(ids, "prefill");
+  const size_t V = size_t(m.config.vocab_size);
+  uint32_t chunk = m.chunk;
+  if (all_logits) {
+    // Every position's logits come back per pass: a pass may not hold more than one binding.
+    chunk = uint32_t(std::clamp<uint64_t>(m.ctx.caps().max_storage_range / (V * 4), 1, chunk));
+    m.act->reserve_logit_rows(chunk);
+  }
+  const Clock::time_point start = Clock::now();
+  std::vector<float> logits(all_logits ? ids.size() * V : V);
+  for (size_t done = 0; done < ids.size(); done += chunk) {
+    const std::span<const int32_t> pass = ids.subspan(done, std::min<size_t>(chunk, ids.size() - done));
+    const bool last = done + pass.size() == ids.size();
+    m.run_pass(pass, all_logits ? LogitsOut::All : last ? LogitsOut::Last : LogitsOut::None);
+    const auto* host = reinterpret_cast<const float*>(m.act->logits_host.mapped);
+    if (all_logits) std::copy_n(host, pass.size() * V, logits.begin() + std::ptrdiff_t(done * V));
+    else if (last) std::copy_n(host, V, logits.begin());
+  }
+  m.stats.prefill_seconds += seconds_since(start);
+  m.stats.prefill_tokens += ids.size();
+  return logits;
+}
+
+std::vector<float> Engine::decode(int32_t id) {
+  Impl& m = *impl_;
+  m.check_tokens(std::span<const int32_t>(&id, 1), "decode");
+  const Clock::time_point start = Clock::now();
+  m.run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Last);
+  const auto* host = reinterpret_cast<const float*>(m.act->logits_host.mapped);
+  std::vector<float> logits(host, host + m.config.vocab_size);
+  m.stats.decode_seconds += seconds_since(start);
+  m.stats.decode_tokens += 1;
+  return logits;
+}
+
+int32_t Engine::decode_greedy(int32_t id) {
+  Impl& m = *impl_;
+  m.check_tokens(std::span<const int32_t>(&id, 1), "decode");
+  const Clock::time_point start = Clock::now();
+  m.run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Argmax);
+  const auto* result = reinterpret_cast<const uint32_t*>(m.act->argmax_result.mapped);
+  m.stats.decode_seconds += seconds_since(start);
+  m.stats.decode_tokens += 1;
+  return int32_t(result[0]);
+}
+
+int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history) {
+  Impl& m = *impl_;
+  if (!m.sampler_seeded || m.sampler.seed() != options.seed) {
+    m.sampler.reseed(options.seed);
+    m.sampler_seeded = true;
+  }
+  return m.sampler.sample(logits, options, history);
+}
+
+void Engine::reset() { impl_->position = 0; }
+uint32_t Engine::position() const { return impl_->position; }
+const EngineStats& Engine::stats() const { return impl_->stats; }
+
+}  // namespace megrez

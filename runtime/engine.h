@@ -1,0 +1,105 @@
+#pragma once
+// The public C++ API of the inference engine: load a Megrez2 model into device memory and
+// run it token by token. The CLI (apps/megrez-run), the benchmark, the GUI and Android use
+// only this header. Every error a user can cause (missing file, bad format, no Vulkan device,
+// model larger than device memory, prompt longer than the context) is a megrez::Error with
+// one clear message.
+//
+//   auto engine = megrez::Engine::load("models/megrez2-tiny", {.ctx_len = 512});
+//   std::vector<int32_t> prompt = engine->tokenize("In the beginning");
+//   std::vector<float> logits = engine->prefill(prompt);          // last position's logits
+//   megrez::Sampler sampler(seed);
+//   int32_t id = sampler.sample(logits, {.temperature = 0.7f, .top_p = 0.9f}, prompt);
+//   logits = engine->decode(id);                                   // next position
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loader/config.h"
+#include "loader/tokenizer.h"
+#include "runtime/sampler.h"
+
+namespace megrez {
+
+class Context;
+
+// KV cache element type. f16 halves the cache; attention math stays fp32 either way.
+// (Declared here rather than reusing runtime/attention_ops.h's KvType so this header does
+// not pull in Vulkan.)
+enum class KvCacheType { F16, F32 };
+bool kv_cache_type_from_name(std::string_view name, KvCacheType& out);  // "f16" / "f32"
+
+struct EngineOptions {
+  std::string device;               // index or name substring; "": MEGREZ_DEVICE, else the best device
+  std::string profile;              // device profile (minimum, adreno-7xx, file.json); "": MEGREZ_PROFILE
+  uint32_t ctx_len = 0;             // context in tokens; 0: min(max_position_embeddings, 4096)
+  KvCacheType kv_type = KvCacheType::F16;
+  std::optional<bool> validation;   // Vulkan validation layer; nullopt: MEGREZ_VALIDATION=1
+  uint32_t chunk = 0;               // prefill tokens per GPU pass; 0: chosen from the device
+  std::string pipeline_cache;       // pipeline cache file, "off", or "" for the default location
+};
+
+struct EngineStats {
+  double load_seconds = 0;          // open + upload + pipeline warm-up
+  uint64_t prefill_tokens = 0;
+  double prefill_seconds = 0;
+  uint64_t decode_tokens = 0;
+  double decode_seconds = 0;
+  uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
+
+  double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
+  double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
+};
+
+class Engine {
+ public:
+  // Opens `path` (Hugging Face directory or .gguf) and uploads every weight to the device.
+  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options = {});
+  // Same on a context the caller owns (tests share one validated context); options.device,
+  // profile, validation and pipeline_cache are then the context's.
+  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options, Context& context);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& config() const;
+  std::string device_name() const;
+  uint32_t context_length() const;  // positions the KV cache holds
+  uint32_t prefill_chunk() const;
+
+  // Tokenizer of the checkpoint; tokenizer() throws megrez::Error when the model has none.
+  bool has_tokenizer() const;
+  const Tokenizer& tokenizer() const;
+  std::vector<int32_t> tokenize(std::string_view text, bool allow_special = true) const;
+  std::string detokenize(std::span<const int32_t> ids) const;
+
+  // Feeds `ids` at positions position() .. position()+n-1 (in chunks) and returns the logits
+  // of the last one [vocab], or of every one [n, vocab] when all_logits. Throws megrez::Error
+  // (and changes nothing) when ids are empty, out of the vocabulary, or do not fit the context.
+  std::vector<float> prefill(std::span<const int32_t> ids, bool all_logits = false);
+  // Feeds one token; returns its logits [vocab].
+  std::vector<float> decode(int32_t id);
+  // Feeds one token and returns the argmax of its logits (lowest id on ties), computed on the
+  // GPU: greedy decoding without reading the logits back.
+  int32_t decode_greedy(int32_t id);
+
+  // Samples from `logits` with the engine's sampler (seeded from options.seed on first use
+  // and whenever the seed changes); `history` feeds the repetition penalty.
+  int32_t sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history);
+
+  void reset();                     // forget the sequence (position 0); weights stay loaded
+  uint32_t position() const;        // tokens in the KV cache
+  const EngineStats& stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace megrez

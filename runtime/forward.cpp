@@ -1,0 +1,187 @@
+// The Megrez2 forward pass on the GPU, resident mode. record() follows the pseudocode of
+// ../shared/docs/megrez2-model.md line by line; the helpers below it only choose between the
+// one-token (decode) and many-token (prefill) kernels. Every stage ends with a compute barrier:
+// simple, correct synchronisation first (design.md #8).
+#include "runtime/forward.h"
+
+#include <cmath>
+
+#include "runtime/attention_ops.h"
+#include "runtime/linear_ops.h"
+#include "runtime/moe_ops.h"
+
+namespace megrez {
+
+namespace {
+void sync(CommandBuffer& cmd) { barrier_compute_to_compute(cmd); }
+}  // namespace
+
+Forward::Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act)
+    : c_(config), model_(model), cache_(cache), act_(act) {}
+
+void Forward::record(CommandBuffer& cmd, uint32_t pos0, uint32_t T, LogitsOut out) const {
+  const auto D = uint32_t(c_.hidden_size);
+  const auto H = uint32_t(c_.num_attention_heads), Hkv = uint32_t(c_.num_key_value_heads);
+  const auto Dh = uint32_t(c_.head_dim);
+  const auto eps = float(c_.rms_norm_eps);
+  const Activations& a = act_;
+
+  // x = embed_tokens[ids]
+  embed(cmd, T);                                                                      sync(cmd);
+  for (int64_t i = 0; i < c_.num_hidden_layers; ++i) {
+    const DeviceLayer& L = model_.layers[size_t(i)];
+    // h = RMSNorm(x, input_layernorm[i])
+    record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                      sync(cmd);
+    // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
+    linear(cmd, L.wq, a.h, a.q, T, false);
+    linear(cmd, L.wk, a.h, a.k, T, false);
+    linear(cmd, L.wv, a.h, a.v, T, false);                                            sync(cmd);
+    // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
+    record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
+    record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
+                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(cmd);
+    // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
+    attention(cmd, i, pos0, T);                                                       sync(cmd);
+    // x = x + a Wo^T
+    linear(cmd, L.wo, a.attn, a.x, T, true);                                          sync(cmd);
+    // h2 = RMSNorm(x, post_attention_layernorm[i])
+    const BufferRange& h2 = a.h2(i);
+    record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                        sync(cmd);
+    if (!c_.is_moe_layer(i)) {
+      // x = x + down0( silu(gate0 h2) * up0 h2 )
+      swiglu_mlp(cmd, L.mlp, h2, a.x, T, true);                                       sync(cmd);
+    } else {
+      // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
+      route(cmd, L, a.h2(i - 1), T);                                                  sync(cmd);
+      // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
+      routed_experts(cmd, model_.pools[size_t(L.pool)], h2, T);
+      // shared = SharedMLP[i](h2)
+      swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                                sync(cmd);
+      // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
+      record_moe_combine(cmd, a.expert_y, a.route_w, a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
+                         true);                                                       sync(cmd);
+    }
+    // pg = h2: layer i+1 reads a.h2(i), so nothing is copied
+  }
+  if (out == LogitsOut::None) return;
+  // logits = RMSNorm(x, norm) lm_head^T
+  record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                 sync(cmd);
+  lm_head(cmd, T, out);
+  read_back(cmd, T, out);
+}
+
+// ---- One token (decode) or many (prefill) ---------------------------------------------------
+
+// y (+)= x W^T for T rows of x.
+void Forward::linear(CommandBuffer& cmd, const DeviceTensor& w, const BufferRange& x, const BufferRange& y,
+                     uint32_t T, bool accumulate) const {
+  if (T == 1) {
+    record_matvec(cmd, w.dtype, w.range, x, y, abi::MatvecPush{w.rows, w.cols, 0, 0, 0, accumulate ? 1u : 0u});
+  } else {
+    record_matmul(cmd, w.dtype, w.range, x, y,
+                  abi::MatmulPush{w.rows, w.cols, T, 0, 0, w.cols, 0, w.rows, accumulate ? 1u : 0u});
+  }
+}
+
+// out (+)= down( silu(gate x) * (up x) ).
+void Forward::swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out,
+                         uint32_t T, bool accumulate) const {
+  if (T == 1) {
+    record_swiglu_fused(cmd, {mlp.gate_up_dtype, 1, mlp.dim, mlp.inter, 0, mlp.up_offset}, mlp.gate_up, x, act_.mlp_h);
+  } else {
+    const DeviceTensor gate{mlp.gate_up_dtype, mlp.inter, mlp.dim, mlp.gate()};
+    const DeviceTensor up{mlp.gate_up_dtype, mlp.inter, mlp.dim, mlp.up()};
+    linear(cmd, gate, x, act_.mlp_gate, T, false);
+    linear(cmd, up, x, act_.mlp_up, T, false);                                      sync(cmd);
+    record_swiglu(cmd, act_.mlp_gate, act_.mlp_up, act_.mlp_h, T * mlp.inter);
+  }
+  sync(cmd);
+  linear(cmd, mlp.down, act_.mlp_h, out, T, accumulate);
+}
+
+void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32_t T) const {
+  const AttentionShape shape{uint32_t(c_.num_attention_heads), uint32_t(c_.num_key_value_heads),
+                             uint32_t(c_.head_dim)};
+  const float scale = float(1.0 / std::sqrt(double(c_.head_dim)));
+  const BufferRange& keys = cache_.keys(size_t(layer));
+  const BufferRange& values = cache_.values(size_t(layer));
+  if (T == 1) {
+    record_attention_decode(cmd, act_.q, keys, values, act_.partials, act_.attn,
+                            DecodeArgs{shape, cache_.type(), pos0 + 1, 0, 0, scale});
+  } else {
+    const uint32_t row = shape.q_heads * shape.head_dim;
+    record_attention_prefill(cmd, act_.q, keys, values, act_.attn,
+                             PrefillArgs{shape, cache_.type(), T, pos0, 0, row, row, scale});
+  }
+}
+
+void Forward::route(CommandBuffer& cmd, const DeviceLayer& layer, const BufferRange& pre_gate, uint32_t T) const {
+  const RouterArgs args{layer.router.dtype,          T,
+                        uint32_t(c_.hidden_size),    uint32_t(c_.n_routed_experts),
+                        uint32_t(c_.num_experts_per_tok), uint32_t(c_.n_group),
+                        uint32_t(c_.topk_group),     c_.norm_topk_prob,
+                        float(c_.routed_scaling_factor)};
+  record_router(cmd, args, pre_gate, layer.router.range, layer.router_bias.range, act_.route_ids, act_.route_w,
+                act_.route_scores);
+}
+
+// expert_y [T, K, D] = the chosen experts of every token applied to x (unweighted).
+void Forward::routed_experts(CommandBuffer& cmd, const DeviceExpertPool& pool, const BufferRange& x,
+                             uint32_t T) const {
+  const MoeArgs args{T, uint32_t(c_.num_experts_per_tok), pool.n_experts, {}};
+  if (T == 1) {
+    record_moe_gate_up(cmd, pool.slots, args, x, act_.route_ids, pool.slot_table, act_.expert_h);  sync(cmd);
+    record_moe_down(cmd, pool.slots, args, act_.expert_h, act_.route_ids, pool.slot_table, act_.expert_y);
+    return;
+  }
+  // Group the T*K (token, choice) entries by expert, so each expert's weights are read once.
+  MoeBatchScratch batch = act_.moe_batch;
+  batch.entries = T * args.top_k;
+  batch.max_tiles = moe_max_tiles(batch.entries, batch.n_experts, batch.tile_tokens);
+  record_moe_sort(cmd, act_.route_ids, batch);                                                      sync(cmd);
+  record_moe_gate_up_batched(cmd, pool.slots, args, x, pool.slot_table, batch, act_.expert_h);      sync(cmd);
+  record_moe_down_batched(cmd, pool.slots, args, act_.expert_h, pool.slot_table, batch, act_.expert_y);
+}
+
+// x [T, D] = rows ids[t] of the embedding, one dispatch per part of the split table.
+void Forward::embed(CommandBuffer& cmd, uint32_t T) const {
+  const DeviceSplitTensor& table = model_.token_embd;
+  for (size_t p = 0; p < table.parts.size(); ++p) {
+    const uint32_t rows = uint32_t(table.parts[p].size / row_bytes(table.dtype, table.cols));
+    record_embed(cmd, table.dtype, table.parts[p], act_.ids, act_.x,
+                 abi::EmbedPush{T, table.cols, table.first_row[p], rows});
+  }
+}
+
+// logits = h lm_head^T for the last row of h (or every row), one dispatch per part.
+void Forward::lm_head(CommandBuffer& cmd, uint32_t T, LogitsOut out) const {
+  const DeviceSplitTensor& w = model_.output;
+  const uint32_t V = w.rows, D = w.cols;
+  for (size_t p = 0; p < w.parts.size(); ++p) {
+    const uint32_t rows = uint32_t(w.parts[p].size / row_bytes(w.dtype, D));
+    if (out == LogitsOut::All) {
+      record_matmul(cmd, w.dtype, w.parts[p], act_.h, act_.logits,
+                    abi::MatmulPush{rows, D, T, 0, 0, D, w.first_row[p], V, 0});
+    } else {
+      record_matvec(cmd, w.dtype, w.parts[p], act_.h, act_.logits,
+                    abi::MatvecPush{rows, D, 0, (T - 1) * D, w.first_row[p], 0});
+    }
+  }
+}
+
+// Makes the results visible to the host: the argmax pair, or the logits (copied to host
+// memory first unless the device memory is mapped).
+void Forward::read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const {
+  const uint64_t V = model_.output.rows;
+  if (out == LogitsOut::Argmax) {
+    sync(cmd);
+    record_argmax(cmd, act_.logits, act_.argmax_partials, act_.argmax_result, uint32_t(V));
+  } else if (act_.logits_host.buffer != act_.logits.buffer) {
+    barrier_compute_to_transfer(cmd);
+    const uint64_t bytes = (out == LogitsOut::All ? T : 1) * V * 4;
+    copy_buffer(cmd, act_.logits.slice(0, bytes), act_.logits_host);
+  }
+  barrier_to_host(cmd);
+}
+
+}  // namespace megrez

@@ -1,0 +1,53 @@
+#pragma once
+// Helpers for the engine suite: the bundled tiny model, temporary directories, logit
+// comparisons. Every engine here runs on the shared validated GPU context (gpu_fixture.h).
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loader/model.h"
+#include "runtime/engine.h"
+
+namespace megrez::test {
+
+inline const std::string kTinyModelDir = std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
+
+// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name = "") const;
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// Logits of the engine against the CPU reference, row by row ([rows, vocab] each).
+struct LogitComparison {
+  double max_abs_diff = 0;     // over every element
+  double max_abs_logit = 0;    // of the reference
+  double relative() const { return max_abs_logit > 0 ? max_abs_diff / max_abs_logit : max_abs_diff; }
+  size_t argmax_mismatches = 0;  // rows whose largest logit (lowest id on ties) differs
+};
+LogitComparison compare_logits(std::span<const float> got, std::span<const float> want, size_t vocab);
+
+// The engine options the suite uses: a small context, the given KV type and chunk.
+EngineOptions engine_options(uint32_t ctx_len, KvCacheType kv = KvCacheType::F32, uint32_t chunk = 0);
+
+// Loads `path` on the shared validated context.
+std::unique_ptr<Engine> load_engine(const std::string& path, const EngineOptions& options);
+
+// Row `r` of a [rows, vocab] matrix.
+inline std::span<const float> row(std::span<const float> m, size_t vocab, size_t r) {
+  return m.subspan(r * vocab, vocab);
+}
+
+}  // namespace megrez::test
