@@ -109,8 +109,11 @@ std::string pre_tokenizer_name(const std::vector<std::string>& patterns) {
 }
 
 std::vector<std::string> pre_tokenizer_patterns(std::string_view name) {
-  // llama.cpp writes "default" for GPT-2's own pre-tokenizer.
+  // Names llama.cpp's converter writes for the same regexes: "default" is GPT-2's, and
+  // Megrez-3B's tokenizer (the one Megrez2 uses) is written as "megrez", a Qwen2 split.
   if (name == "default") name = "gpt2";
+  if (name == "megrez" || name == "deepseek-r1-qwen") name = "qwen2";
+  if (name == "llama3" || name == "llama-v3") name = "llama-bpe";
   for (const auto& named : kNamedPatterns)
     if (name == named.name) return {std::string(named.pattern)};
   throw Error("tokenizer: unknown BPE pre-tokenizer \"" + std::string(name) +

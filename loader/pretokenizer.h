@@ -22,7 +22,8 @@ inline constexpr std::string_view kLlama3Pattern =
 // Name used in TokenizerData::pre ("qwen2", "gpt2", "llama-bpe") for a pattern list, or
 // "" when the list is none of those.
 std::string pre_tokenizer_name(const std::vector<std::string>& patterns);
-// Patterns of a named pre-tokenizer; throws megrez::Error for names it does not know.
+// Patterns of a named pre-tokenizer (also accepts llama.cpp's aliases "default", "megrez",
+// "llama3"...); throws megrez::Error for names it does not know.
 std::vector<std::string> pre_tokenizer_patterns(std::string_view name);
 
 // Whether `text` contains a Unicode combining mark (\p{M}).

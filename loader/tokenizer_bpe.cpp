@@ -110,7 +110,8 @@ class BpeTokenizer final : public Tokenizer {
           specials_.add(piece, id, /*always=*/type == kUserDefined);
       }
     }
-    ignore_merges_ = ignore_merges_ || data_.pre == "llama-bpe";
+    // Llama-3 vocabularies are made for ignore_merges (llama.cpp applies it by pre-tokenizer too).
+    ignore_merges_ = ignore_merges_ || pre_tokenizer_name(pre_.patterns()) == "llama-bpe";
   }
 
   void index_byte_tokens() {

@@ -74,6 +74,7 @@ TEST_CASE("pre-tokenizer names round-trip to patterns") {
   CHECK(megrez::pre_tokenizer_name({std::string(megrez::kLlama3Pattern)}) == "llama-bpe");
   CHECK(megrez::pre_tokenizer_name({"x+"}).empty());
   CHECK(megrez::pre_tokenizer_patterns("default") == std::vector<std::string>{std::string(megrez::kGpt2Pattern)});
+  CHECK(megrez::pre_tokenizer_patterns("megrez") == std::vector<std::string>{std::string(megrez::kQwen2Pattern)});
   CHECK_THROWS_AS(megrez::pre_tokenizer_patterns("falcon"), Error);
   CHECK_THROWS_AS(PreTokenizer({"(unclosed"}), Error);
 }
@@ -176,4 +177,19 @@ TEST_CASE("BPE: decode rejects ids outside the vocabulary") {
   CHECK_THROWS_AS(tok->decode(std::vector<int32_t>{407}), Error);
   CHECK_THROWS_AS(tok->decode(std::vector<int32_t>{-1}), Error);
   CHECK_THROWS_AS(tok->token_text(100000), Error);
+}
+
+TEST_CASE("BPE: ignore_merges takes a pre-token that is itself in the vocabulary") {
+  nlohmann::json j = read_json(kDir + "bpe_qwen2.tokenizer.json");
+  j["model"]["vocab"]["abc"] = 407;  // merges alone make "abc" -> a + bc
+  const int32_t bc = 286;  // the id of "bc" in the fixture
+  CHECK(Tokenizer::from_hf_json(j.dump())->encode("abc") == std::vector<int32_t>{'a', bc});
+  j["model"]["ignore_merges"] = true;
+  auto tok = Tokenizer::from_hf_json(j.dump());
+  CHECK(tok->encode("abc") == std::vector<int32_t>{407});
+  CHECK(tok->encode("abcd") == std::vector<int32_t>{'a', bc, 'd'});  // "abcd" is not: merged as usual
+  // from_data cannot carry the flag except through the Llama-3 pre-tokenizer, which implies it.
+  auto data = tok->data();
+  data.pre = "llama-bpe";
+  CHECK(Tokenizer::from_data(data)->encode("abc") == std::vector<int32_t>{407});
 }
