@@ -80,23 +80,40 @@ std::optional<char32_t> next_codepoint(std::string_view s, size_t& pos) {
   uint8_t lead = byte(pos);
   int extra;
   char32_t cp;
-  if (lead < 0x80) { ++pos; return lead; }
-  else if (lead >= 0xC2 && lead <= 0xDF) { extra = 1; cp = lead & 0x1F; }
-  else if (lead >= 0xE0 && lead <= 0xEF) { extra = 2; cp = lead & 0x0F; }
-  else if (lead >= 0xF0 && lead <= 0xF4) { extra = 3; cp = lead & 0x07; }
-  else { ++pos; return std::nullopt; }
+  if (lead < 0x80) {
+    ++pos;
+    return lead;
+  } else if (lead >= 0xC2 && lead <= 0xDF) {
+    extra = 1;
+    cp = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    extra = 2;
+    cp = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    extra = 3;
+    cp = lead & 0x07;
+  } else {
+    ++pos;
+    return std::nullopt;
+  }
   if (pos + extra >= s.size()) {
     ++pos;
     return std::nullopt;
   }
   for (int i = 1; i <= extra; ++i) {
     uint8_t c = byte(pos + i);
-    if ((c & 0xC0) != 0x80) { ++pos; return std::nullopt; }
+    if ((c & 0xC0) != 0x80) {
+      ++pos;
+      return std::nullopt;
+    }
     cp = (cp << 6) | (c & 0x3F);
   }
   // Reject overlong forms, surrogates and values past U+10FFFF.
   bool overlong = (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000);
-  if (overlong || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) { ++pos; return std::nullopt; }
+  if (overlong || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+    ++pos;
+    return std::nullopt;
+  }
   pos += extra + 1;
   return cp;
 }

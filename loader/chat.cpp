@@ -30,10 +30,12 @@ std::string piece_text(const Tokenizer& tokenizer, int32_t id) {
 
 }  // namespace
 
-ChatFormat::ChatFormat(const Tokenizer& tokenizer) : ChatFormat(tokenizer, tokenizer.data().chat_template) {}
+ChatFormat::ChatFormat(const Tokenizer& tokenizer)
+    : ChatFormat(tokenizer, tokenizer.data().chat_template) {}
 
 ChatFormat::ChatFormat(const Tokenizer& tokenizer, std::string_view chat_template)
-    : bos_text_(piece_text(tokenizer, tokenizer.bos_id())), eos_text_(piece_text(tokenizer, tokenizer.eos_id())) {
+    : bos_text_(piece_text(tokenizer, tokenizer.bos_id())),
+      eos_text_(piece_text(tokenizer, tokenizer.eos_id())) {
   if (!chat_template.empty()) {
     try {
       template_.emplace(chat_template);
@@ -46,7 +48,8 @@ ChatFormat::ChatFormat(const Tokenizer& tokenizer, std::string_view chat_templat
     if (auto id = tokenizer.token_id(piece)) candidates.push_back(*id);
   if (tokenizer.eos_id() >= 0) candidates.push_back(tokenizer.eos_id());
   for (int32_t id : candidates)
-    if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
+    if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end())
+      stop_ids_.push_back(id);
 }
 
 void ChatFormat::use_builtin_after(const std::string& reason) const {
@@ -55,11 +58,13 @@ void ChatFormat::use_builtin_after(const std::string& reason) const {
                                  "); using the built-in Megrez chat format instead");
 }
 
-std::string ChatFormat::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+std::string ChatFormat::render(std::span<const ChatMessage> messages,
+                               bool add_generation_prompt) const {
   if (uses_template()) {
     jinja::Array list;
     for (const ChatMessage& m : messages)
-      list.push_back(jinja::Value(jinja::Object{{"role", jinja::Value(m.role)}, {"content", jinja::Value(m.content)}}));
+      list.push_back(jinja::Value(
+          jinja::Object{{"role", jinja::Value(m.role)}, {"content", jinja::Value(m.content)}}));
     jinja::Object context = {{"messages", jinja::Value(std::move(list))},
                              {"add_generation_prompt", jinja::Value(add_generation_prompt)},
                              {"bos_token", jinja::Value(bos_text_)},

@@ -48,8 +48,14 @@ struct Value {
   Value(Array a) : data(std::move(a)) {}
   Value(Object o) : data(std::move(o)) {}
 
-  template <class T> bool is() const { return std::holds_alternative<T>(data); }
-  template <class T> const T& as() const { return std::get<T>(data); }
+  template <class T>
+  bool is() const {
+    return std::holds_alternative<T>(data);
+  }
+  template <class T>
+  const T& as() const {
+    return std::get<T>(data);
+  }
   // Member `key` of an object; nullptr when absent or not an object.
   const Value* find(std::string_view key) const;
 };

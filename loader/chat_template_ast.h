@@ -10,7 +10,18 @@
 namespace megrez::jinja {
 
 struct Token {
-  enum class Kind { Text, BlockBegin, BlockEnd, OutputBegin, OutputEnd, Name, String, Int, Op, End };
+  enum class Kind {
+    Text,
+    BlockBegin,
+    BlockEnd,
+    OutputBegin,
+    OutputEnd,
+    Name,
+    String,
+    Int,
+    Op,
+    End
+  };
   Kind kind;
   std::string text;  // Text, Name, String (unescaped), Int digits, Op
 };
@@ -53,10 +64,10 @@ struct Branch;
 struct Node {
   enum class Kind { Text, Output, If, For, Set };
   Kind kind;
-  std::string text;               // Text: the text; For: loop variable; Set: target name
-  ExprPtr expr;                   // Output: value; For: iterable; Set: value
-  std::vector<Branch> branches;   // If: if / elif... / else (else has no condition)
-  Body body;                      // For: loop body
+  std::string text;              // Text: the text; For: loop variable; Set: target name
+  ExprPtr expr;                  // Output: value; For: iterable; Set: value
+  std::vector<Branch> branches;  // If: if / elif... / else (else has no condition)
+  Body body;                     // For: loop body
 };
 
 struct Branch {

@@ -32,7 +32,8 @@ class Lexer {
  private:
   size_t find_tag(size_t from) const {
     for (size_t i = from; i + 1 < src_.size(); ++i)
-      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#')) return i;
+      if (src_[i] == '{' && (src_[i + 1] == '{' || src_[i + 1] == '%' || src_[i + 1] == '#'))
+        return i;
     return src_.size();
   }
 
@@ -46,7 +47,9 @@ class Lexer {
     if (!t.empty()) tokens_.push_back({Token::Kind::Text, std::move(t)});
   }
 
-  Token* last_text() { return !tokens_.empty() && tokens_.back().kind == Token::Kind::Text ? &tokens_.back() : nullptr; }
+  Token* last_text() {
+    return !tokens_.empty() && tokens_.back().kind == Token::Kind::Text ? &tokens_.back() : nullptr;
+  }
 
   // "{%-" strips all whitespace before the tag. A plain "{%" or "{#" (lstrip_blocks) strips
   // the spaces and tabs before it when nothing else precedes it on its source line.
@@ -62,7 +65,9 @@ class Lexer {
       std::string_view indent = src_.substr(line_start, tag - line_start);
       if (indent.find_first_not_of(" \t") == std::string_view::npos) {
         size_t n = 0;
-        while (n < indent.size() && n < t.size() && (t[t.size() - 1 - n] == ' ' || t[t.size() - 1 - n] == '\t')) ++n;
+        while (n < indent.size() && n < t.size() &&
+               (t[t.size() - 1 - n] == ' ' || t[t.size() - 1 - n] == '\t'))
+          ++n;
         t.erase(t.size() - n);
       }
     }
@@ -75,8 +80,10 @@ class Lexer {
     if (strip) {
       strip_next_text_ = true;
     } else if (is_block_or_comment) {
-      if (src_.compare(pos_, 1, "\n") == 0) pos_ += 1;
-      else if (src_.compare(pos_, 2, "\r\n") == 0) pos_ += 2;
+      if (src_.compare(pos_, 1, "\n") == 0)
+        pos_ += 1;
+      else if (src_.compare(pos_, 2, "\r\n") == 0)
+        pos_ += 2;
     }
   }
 
@@ -84,7 +91,8 @@ class Lexer {
     size_t tag = pos_;
     char kind = src_[pos_ + 1];
     pos_ += 2;
-    char modifier = pos_ < src_.size() && (src_[pos_] == '-' || src_[pos_] == '+') ? src_[pos_++] : 0;
+    char modifier =
+        pos_ < src_.size() && (src_[pos_] == '-' || src_[pos_] == '+') ? src_[pos_++] : 0;
     strip_before_tag(tag, modifier, kind != '{');
     if (kind == '#') {
       size_t end = src_.find("#}", pos_);
@@ -99,7 +107,8 @@ class Lexer {
     std::string_view close = block ? "%}" : "}}";
     for (;;) {
       while (pos_ < src_.size() && kWhitespace.find(src_[pos_]) != std::string_view::npos) ++pos_;
-      if (pos_ >= src_.size()) throw Unsupported(std::string("unterminated ") + (block ? "{%" : "{{") + " tag");
+      if (pos_ >= src_.size())
+        throw Unsupported(std::string("unterminated ") + (block ? "{%" : "{{") + " tag");
       bool strip = src_[pos_] == '-' && src_.compare(pos_ + 1, 2, close) == 0;
       if (strip || src_.compare(pos_, 2, close) == 0) {
         pos_ += strip ? 3 : 2;
@@ -120,7 +129,8 @@ class Lexer {
     } else if (std::isdigit(uint8_t(c))) {
       size_t start = pos_;
       while (pos_ < src_.size() && std::isdigit(uint8_t(src_[pos_]))) ++pos_;
-      if (pos_ < src_.size() && src_[pos_] == '.' && pos_ + 1 < src_.size() && std::isdigit(uint8_t(src_[pos_ + 1])))
+      if (pos_ < src_.size() && src_[pos_] == '.' && pos_ + 1 < src_.size() &&
+          std::isdigit(uint8_t(src_[pos_ + 1])))
         throw Unsupported("floating-point literals are not supported");
       if (pos_ - start > 18) throw Unsupported("integer literal too long");
       tokens_.push_back({Token::Kind::Int, std::string(src_.substr(start, pos_ - start))});
@@ -155,18 +165,44 @@ class Lexer {
       }
       char e = src_[++pos_];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case '\\': case '\'': case '"': out += e; break;
-        case 'x': out += hex_escape(2); break;
-        case 'u': out += hex_escape(4); break;
-        case 'U': out += hex_escape(8); break;
-        default: out += '\\'; out += e;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case '\\':
+        case '\'':
+        case '"':
+          out += e;
+          break;
+        case 'x':
+          out += hex_escape(2);
+          break;
+        case 'u':
+          out += hex_escape(4);
+          break;
+        case 'U':
+          out += hex_escape(8);
+          break;
+        default:
+          out += '\\';
+          out += e;
       }
     }
     throw Unsupported("unterminated string literal");
@@ -178,12 +214,16 @@ class Lexer {
     uint32_t cp = 0;
     for (size_t i = 1; i <= digits; ++i) {
       char h = src_[pos_ + i];
-      int v = std::isdigit(uint8_t(h)) ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+      int v = std::isdigit(uint8_t(h)) ? h - '0'
+              : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+              : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                       : -1;
       if (v < 0) throw Unsupported("bad escape in a string literal");
       cp = cp * 16 + uint32_t(v);
     }
     pos_ += digits;
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) throw Unsupported("escape is not a Unicode scalar value");
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      throw Unsupported("escape is not a Unicode scalar value");
     std::string out;
     utf8::append(out, char32_t(cp));
     return out;

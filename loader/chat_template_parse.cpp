@@ -27,11 +27,13 @@ class Parser {
   bool at_op(std::string_view op) const { return peek().kind == K::Op && peek().text == op; }
   bool at_name(std::string_view n) const { return peek().kind == K::Name && peek().text == n; }
   void expect_op(std::string_view op) {
-    if (!at_op(op)) throw Unsupported("expected '" + std::string(op) + "' in a tag, got '" + peek().text + "'");
+    if (!at_op(op))
+      throw Unsupported("expected '" + std::string(op) + "' in a tag, got '" + peek().text + "'");
     ++i_;
   }
   void expect(K kind, const char* what) {
-    if (peek().kind != kind) throw Unsupported(std::string("expected ") + what + ", got '" + peek().text + "'");
+    if (peek().kind != kind)
+      throw Unsupported(std::string("expected ") + what + ", got '" + peek().text + "'");
     ++i_;
   }
   std::string expect_name() {
@@ -126,7 +128,9 @@ class Parser {
     ++i_;
     std::string ended_by;
     n.body = parse_body({"endfor", "else"}, ended_by);
-    if (ended_by != "endfor") throw Unsupported(ended_by.empty() ? "{% for %} without {% endfor %}" : "{% for %}...{% else %} is not supported");
+    if (ended_by != "endfor")
+      throw Unsupported(ended_by.empty() ? "{% for %} without {% endfor %}"
+                                         : "{% for %}...{% else %} is not supported");
     i_ += 2;
     expect(K::BlockEnd, "%}");
     return n;
@@ -195,11 +199,13 @@ class Parser {
   ExprPtr parse_compare() {
     ExprPtr left = parse_sum();
     for (;;) {
-      if (peek().kind == K::Op && (peek().text == "==" || peek().text == "!=" || peek().text == "<" ||
-                                   peek().text == ">" || peek().text == "<=" || peek().text == ">=")) {
+      if (peek().kind == K::Op &&
+          (peek().text == "==" || peek().text == "!=" || peek().text == "<" || peek().text == ">" ||
+           peek().text == "<=" || peek().text == ">=")) {
         std::string op = take().text;
         left = make(Expr::Kind::Binary, op, list(std::move(left), parse_sum()));
-      } else if (at_name("in") || (at_name("not") && peek(1).kind == K::Name && peek(1).text == "in")) {
+      } else if (at_name("in") ||
+                 (at_name("not") && peek(1).kind == K::Name && peek(1).text == "in")) {
         bool negated = at_name("not");
         i_ += negated ? 2 : 1;
         left = make(Expr::Kind::Binary, "in", list(std::move(left), parse_sum()));
@@ -305,15 +311,18 @@ class Parser {
       if (at_op(".")) {
         ++i_;
         std::string attr = expect_name();
-        if (at_op("(")) e = parse_method(std::move(e), attr);
-        else e = make(Expr::Kind::Attribute, attr, list(std::move(e)));
+        if (at_op("("))
+          e = parse_method(std::move(e), attr);
+        else
+          e = make(Expr::Kind::Attribute, attr, list(std::move(e)));
       } else if (at_op("[")) {
         ++i_;
         e = parse_subscript(std::move(e));
       } else if (at_op("|")) {
         ++i_;
         std::string filter = expect_name();
-        if (filter != "trim" && filter != "strip" && filter != "length" && filter != "lower" && filter != "upper")
+        if (filter != "trim" && filter != "strip" && filter != "length" && filter != "lower" &&
+            filter != "upper")
           throw Unsupported("filter '" + filter + "' is not supported");
         if (at_op("(")) throw Unsupported("filter arguments are not supported");
         e = make(Expr::Kind::Filter, filter, list(std::move(e)));

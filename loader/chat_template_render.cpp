@@ -23,7 +23,8 @@ constexpr size_t kMaxListItems = 1u << 16;
 constexpr std::string_view kSpaces = " \t\n\r\f\v";
 
 const char* type_name(const Value& v) {
-  constexpr const char* names[] = {"undefined", "none", "boolean", "integer", "string", "list", "mapping"};
+  constexpr const char* names[] = {"undefined", "none", "boolean", "integer",
+                                   "string",    "list", "mapping"};
   return names[v.data.index()];
 }
 
@@ -35,10 +36,14 @@ bool truthy(const Value& v) {
   return std::visit(
       [](const auto& x) -> bool {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, Undefined> || std::is_same_v<T, std::nullptr_t>) return false;
-        else if constexpr (std::is_same_v<T, bool>) return x;
-        else if constexpr (std::is_same_v<T, int64_t>) return x != 0;
-        else return !x.empty();
+        if constexpr (std::is_same_v<T, Undefined> || std::is_same_v<T, std::nullptr_t>)
+          return false;
+        else if constexpr (std::is_same_v<T, bool>)
+          return x;
+        else if constexpr (std::is_same_v<T, int64_t>)
+          return x != 0;
+        else
+          return !x.empty();
       },
       v.data);
 }
@@ -120,9 +125,15 @@ class Renderer {
     for (const Node& node : body) {
       if (++steps_ > kMaxSteps) throw Unsupported("the template takes too many steps");
       switch (node.kind) {
-        case Node::Kind::Text: out += node.text; break;
-        case Node::Kind::Output: out += to_text(eval(*node.expr)); break;
-        case Node::Kind::Set: assign(node.text, eval(*node.expr)); break;
+        case Node::Kind::Text:
+          out += node.text;
+          break;
+        case Node::Kind::Output:
+          out += to_text(eval(*node.expr));
+          break;
+        case Node::Kind::Set:
+          assign(node.text, eval(*node.expr));
+          break;
         case Node::Kind::If:
           for (const Branch& branch : node.branches)
             if (!branch.condition || truthy(eval(*branch.condition))) {
@@ -130,7 +141,9 @@ class Renderer {
               break;
             }
           break;
-        case Node::Kind::For: run_loop(node, out); break;
+        case Node::Kind::For:
+          run_loop(node, out);
+          break;
       }
       if (out.size() > kMaxOutput) throw Unsupported("the template output is too large");
     }
@@ -144,9 +157,10 @@ class Renderer {
     const Array& list = items.as<Array>();
     int64_t n = int64_t(list.size());
     for (int64_t i = 0; i < n; ++i) {
-      Object loop = {{"index", Value(i + 1)}, {"index0", Value(i)}, {"revindex", Value(n - i)},
-                     {"revindex0", Value(n - i - 1)}, {"first", Value(i == 0)},
-                     {"last", Value(i == n - 1)}, {"length", Value(n)}};
+      Object loop = {{"index", Value(i + 1)},    {"index0", Value(i)},
+                     {"revindex", Value(n - i)}, {"revindex0", Value(n - i - 1)},
+                     {"first", Value(i == 0)},   {"last", Value(i == n - 1)},
+                     {"length", Value(n)}};
       // Each iteration gets a fresh scope: {% set %} inside does not outlive it.
       scopes_.push_back({{node.text, list[size_t(i)]}, {"loop", Value(std::move(loop))}});
       run(node.body, out);
@@ -173,22 +187,33 @@ class Renderer {
   Value eval(const Expr& e) {
     using K = Expr::Kind;
     switch (e.kind) {
-      case K::Literal: return e.literal;
-      case K::Name: return lookup(e.name);
-      case K::Attribute: return member(eval(*e.args[0]), Value(e.name));
-      case K::Item: return member(eval(*e.args[0]), eval(*e.args[1]));
-      case K::Slice: return slice(e);
-      case K::Call: throw Error("chat template: " + to_text(eval(*e.args[0])));  // raise_exception
-      case K::MethodCall: return method(e);
-      case K::Filter: return filter(e.name, eval(*e.args[0]));
-      case K::Test: return Value(test(e.name, eval(*e.args[0])) != e.negated);
-      case K::Not: return Value(!truthy(eval(*e.args[0])));
+      case K::Literal:
+        return e.literal;
+      case K::Name:
+        return lookup(e.name);
+      case K::Attribute:
+        return member(eval(*e.args[0]), Value(e.name));
+      case K::Item:
+        return member(eval(*e.args[0]), eval(*e.args[1]));
+      case K::Slice:
+        return slice(e);
+      case K::Call:
+        throw Error("chat template: " + to_text(eval(*e.args[0])));  // raise_exception
+      case K::MethodCall:
+        return method(e);
+      case K::Filter:
+        return filter(e.name, eval(*e.args[0]));
+      case K::Test:
+        return Value(test(e.name, eval(*e.args[0])) != e.negated);
+      case K::Not:
+        return Value(!truthy(eval(*e.args[0])));
       case K::Negate: {
         Value v = eval(*e.args[0]);
         if (!v.is<int64_t>() || v.as<int64_t>() == INT64_MIN) type_error("negation", v);
         return Value(-v.as<int64_t>());
       }
-      case K::Binary: return binary(e);
+      case K::Binary:
+        return binary(e);
       case K::List: {
         Array a;
         for (const auto& item : e.args) a.push_back(eval(*item));
@@ -213,7 +238,8 @@ class Renderer {
       if (i < 0) i += n;
       return i >= 0 && i < n ? a[size_t(i)] : Value();
     }
-    if (object.is<Undefined>()) throw Unsupported("reading '" + to_text(key) + "' of an undefined value");
+    if (object.is<Undefined>())
+      throw Unsupported("reading '" + to_text(key) + "' of an undefined value");
     if (object.is<Object>() || object.is<Array>()) return Value();
     type_error("indexing", object);
   }
@@ -295,8 +321,8 @@ class Renderer {
       joined.insert(joined.end(), b.as<Array>().begin(), b.as<Array>().end());
       return Value(std::move(joined));
     }
-    throw Unsupported(std::string("'") + op + "' between types " + type_name(a) + " and " + type_name(b) +
-                      " is not supported");
+    throw Unsupported(std::string("'") + op + "' between types " + type_name(a) + " and " +
+                      type_name(b) + " is not supported");
   }
 
   static Value integer_op(const std::string& op, int64_t x, int64_t y) {
@@ -318,7 +344,8 @@ class Renderer {
       const Array& a = haystack.as<Array>();
       return std::any_of(a.begin(), a.end(), [&](const Value& v) { return equal(v, needle); });
     }
-    if (haystack.is<Object>() && needle.is<std::string>()) return haystack.find(needle.as<std::string>()) != nullptr;
+    if (haystack.is<Object>() && needle.is<std::string>())
+      return haystack.find(needle.as<std::string>()) != nullptr;
     throw Unsupported(std::string("'in' on type ") + type_name(haystack) + " is not supported");
   }
 

@@ -75,14 +75,16 @@ class CompiledRegex {
  private:
   struct MatchData {
     pcre2_match_data* md;
-    explicit MatchData(const pcre2_code* code) : md(pcre2_match_data_create_from_pattern(code, nullptr)) {
+    explicit MatchData(const pcre2_code* code)
+        : md(pcre2_match_data_create_from_pattern(code, nullptr)) {
       if (!md) throw Error("tokenizer: out of memory for regex match data");
     }
     ~MatchData() { pcre2_match_data_free(md); }
   };
 
   // [start, end) of the first match at or after `from`, nullopt when there is none.
-  std::optional<std::pair<size_t, size_t>> find(std::string_view text, size_t from, MatchData& data) const {
+  std::optional<std::pair<size_t, size_t>> find(std::string_view text, size_t from,
+                                                MatchData& data) const {
     int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), from, 0,
                          data.md, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) return std::nullopt;

@@ -16,9 +16,9 @@ constexpr int32_t kUserDefined = 4, kUnused = 5;
 struct Field {
   uint32_t number = 0;
   uint32_t wire = 0;
-  uint64_t value = 0;         // varint / fixed32 / fixed64 payload
-  std::string_view bytes;     // length-delimited payload
-  std::string_view raw;       // the whole field, tag included
+  uint64_t value = 0;      // varint / fixed32 / fixed64 payload
+  std::string_view bytes;  // length-delimited payload
+  std::string_view raw;    // the whole field, tag included
 };
 
 // Walks the fields of one message.
@@ -35,9 +35,15 @@ class WireReader {
     f.wire = uint32_t(tag & 7);
     if (f.number == 0 || (tag >> 3) > 0x1FFFFFFF) fail("invalid field number");
     switch (f.wire) {
-      case kVarint: f.value = varint(); break;
-      case kFixed64: f.value = fixed(8); break;
-      case kFixed32: f.value = fixed(4); break;
+      case kVarint:
+        f.value = varint();
+        break;
+      case kFixed64:
+        f.value = fixed(8);
+        break;
+      case kFixed32:
+        f.value = fixed(4);
+        break;
       case kLengthDelimited: {
         uint64_t length = varint();
         if (length > buf_.size() - pos_) fail("a field runs past the end of the data");
@@ -45,7 +51,8 @@ class WireReader {
         pos_ += size_t(length);
         break;
       }
-      default: fail("unsupported wire type " + std::to_string(f.wire));
+      default:
+        fail("unsupported wire type " + std::to_string(f.wire));
     }
     f.raw = buf_.substr(start, pos_ - start);
     return f;
@@ -146,7 +153,8 @@ std::string with_user_defined_unused(std::string_view serialized) {
   WireReader r(serialized);
   while (!r.done()) {
     Field f = r.next();
-    if (!(f.number == 1 && f.wire == kLengthDelimited) || parse_piece(f.bytes).type != kUserDefined) {
+    if (!(f.number == 1 && f.wire == kLengthDelimited) ||
+        parse_piece(f.bytes).type != kUserDefined) {
       out.append(f.raw);
       continue;
     }

@@ -36,8 +36,9 @@ class BpeTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
     if (expects_nfc_ && has_combining_mark(text))
-      warn_once(warned_nfc_, "the tokenizer asks for NFC normalisation, which is not applied; "
-                             "text with combining marks may tokenize differently from the reference");
+      warn_once(warned_nfc_,
+                "the tokenizer asks for NFC normalisation, which is not applied; "
+                "text with combining marks may tokenize differently from the reference");
     std::vector<int32_t> ids;
     for (const TextFragment& fragment : specials_.split(text, allow_special)) {
       if (fragment.special_id >= 0) {
@@ -85,7 +86,8 @@ class BpeTokenizer final : public Tokenizer {
 
   static std::vector<std::string> patterns_for(const std::string& pre) {
     if (pre.empty())
-      throw Error(std::string(kSource) + ": the pre-tokenizer name is missing "
+      throw Error(std::string(kSource) +
+                  ": the pre-tokenizer name is missing "
                   "(tokenizer.ggml.pre); expected qwen2, gpt2 or llama-bpe");
     return pre_tokenizer_patterns(pre);
   }

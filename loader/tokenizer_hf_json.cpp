@@ -15,13 +15,15 @@
 namespace megrez {
 namespace {
 
-using nlohmann::json;
 using detail::TokenType;
+using nlohmann::json;
 
 constexpr const char* kFile = "tokenizer.json";
 constexpr const char* kConfigFile = "tokenizer_config.json";
 
-[[noreturn]] void fail(const std::string& message) { throw Error(std::string(kFile) + ": " + message); }
+[[noreturn]] void fail(const std::string& message) {
+  throw Error(std::string(kFile) + ": " + message);
+}
 
 const json* member(const json& object, const char* key) {
   if (!object.is_object()) return nullptr;
@@ -64,9 +66,11 @@ struct Vocabulary {
 
 void place_token(Vocabulary& v, int64_t id, const std::string& piece, TokenType type,
                  const std::string& where) {
-  if (id < 0 || size_t(id) >= v.tokens.size()) fail(where + ": id " + std::to_string(id) + " out of range");
+  if (id < 0 || size_t(id) >= v.tokens.size())
+    fail(where + ": id " + std::to_string(id) + " out of range");
   if (v.defined[id] && v.tokens[id] != piece)
-    fail(where + ": id " + std::to_string(id) + " is both \"" + v.tokens[id] + "\" and \"" + piece + "\"");
+    fail(where + ": id " + std::to_string(id) + " is both \"" + v.tokens[id] + "\" and \"" + piece +
+         "\"");
   v.tokens[id] = piece;
   v.types[id] = type;
   v.defined[id] = true;
@@ -79,15 +83,20 @@ int64_t token_id_value(const json& v, const std::string& where) {
 
 Vocabulary read_vocabulary(const json& model, const json& added_tokens) {
   const json* vocab = member(model, "vocab");
-  if (!vocab || !vocab->is_object() || vocab->empty()) fail("model.vocab must be a non-empty object");
+  if (!vocab || !vocab->is_object() || vocab->empty())
+    fail("model.vocab must be a non-empty object");
   if (!added_tokens.is_null() && !added_tokens.is_array()) fail("added_tokens must be an array");
   // Ids may leave holes (Megrez's specials sit above the learned vocabulary), but a hostile
   // file must not make us allocate billions of placeholders.
   int64_t max_id = -1;
-  for (const auto& [piece, id] : vocab->items()) max_id = std::max(max_id, token_id_value(id, "model.vocab[\"" + piece + "\"]"));
+  for (const auto& [piece, id] : vocab->items())
+    max_id = std::max(max_id, token_id_value(id, "model.vocab[\"" + piece + "\"]"));
   if (added_tokens.is_array())
-    for (const json& t : added_tokens) max_id = std::max(max_id, token_id_value(t.is_object() && t.contains("id") ? t["id"] : json(), "added_tokens[].id"));
-  int64_t defined = int64_t(vocab->size()) + (added_tokens.is_array() ? int64_t(added_tokens.size()) : 0);
+    for (const json& t : added_tokens)
+      max_id = std::max(max_id, token_id_value(t.is_object() && t.contains("id") ? t["id"] : json(),
+                                               "added_tokens[].id"));
+  int64_t defined =
+      int64_t(vocab->size()) + (added_tokens.is_array() ? int64_t(added_tokens.size()) : 0);
   if (max_id >= 2 * defined + 1024)
     fail("largest token id " + std::to_string(max_id) + " is far beyond the " +
          std::to_string(defined) + " tokens defined");
@@ -99,13 +108,15 @@ Vocabulary read_vocabulary(const json& model, const json& added_tokens) {
     place_token(v, id.get<int64_t>(), piece, detail::kNormal, "model.vocab[\"" + piece + "\"]");
   if (added_tokens.is_array()) {
     for (const json& t : added_tokens) {
-      std::string content = text(t.contains("content") ? t["content"] : json(), "added_tokens[].content");
+      std::string content =
+          text(t.contains("content") ? t["content"] : json(), "added_tokens[].content");
       std::string where = "added token \"" + content + "\"";
       for (const char* key : {"lstrip", "rstrip", "single_word"})
         if (flag(t, key, false, where)) fail(where + " sets " + key + ", which is not supported");
       bool special = flag(t, "special", false, where);
       // An added token may repeat a vocab entry with the same id; it then becomes special.
-      place_token(v, t["id"].get<int64_t>(), content, special ? detail::kControl : detail::kUserDefined, where);
+      place_token(v, t["id"].get<int64_t>(), content,
+                  special ? detail::kControl : detail::kUserDefined, where);
     }
   }
   for (size_t id = 0; id < v.tokens.size(); ++id)
@@ -127,7 +138,8 @@ std::vector<std::string> read_merges(const json& model) {
       // "left right" form that GGUF uses is lossless for them.
       std::string left = m[0].get<std::string>(), right = m[1].get<std::string>();
       if (left.find(' ') != std::string::npos || right.find(' ') != std::string::npos)
-        fail("merge [\"" + left + "\", \"" + right + "\"] contains a space, impossible in byte-level BPE");
+        fail("merge [\"" + left + "\", \"" + right +
+             "\"] contains a space, impossible in byte-level BPE");
       out.push_back(left + " " + right);
     } else {
       fail("model.merges[" + std::to_string(out.size()) + "] must be \"a b\" or [\"a\", \"b\"]");
@@ -162,13 +174,16 @@ void read_pre_tokenizer(const json& node, PreTokenizerSpec& spec) {
   } else if (name == "ByteLevel") {
     if (flag(node, "add_prefix_space", false, "pre_tokenizer ByteLevel"))
       fail("pre_tokenizer ByteLevel add_prefix_space is not supported");
-    if (flag(node, "use_regex", true, "pre_tokenizer ByteLevel")) spec.patterns.emplace_back(kGpt2Pattern);
+    if (flag(node, "use_regex", true, "pre_tokenizer ByteLevel"))
+      spec.patterns.emplace_back(kGpt2Pattern);
     spec.byte_level = true;
   } else if (name == "Split") {
     const json* behavior = member(node, "behavior");
     if (!behavior || *behavior != "Isolated")
-      fail("pre_tokenizer Split behavior must be \"Isolated\" (got " + (behavior ? behavior->dump() : std::string("nothing")) + ")");
-    if (flag(node, "invert", false, "pre_tokenizer Split")) fail("pre_tokenizer Split invert is not supported");
+      fail("pre_tokenizer Split behavior must be \"Isolated\" (got " +
+           (behavior ? behavior->dump() : std::string("nothing")) + ")");
+    if (flag(node, "invert", false, "pre_tokenizer Split"))
+      fail("pre_tokenizer Split invert is not supported");
     const json* pattern = member(node, "pattern");
     if (const json* regex = pattern ? member(*pattern, "Regex") : nullptr)
       spec.patterns.push_back(text(*regex, "pre_tokenizer Split pattern.Regex"));
@@ -204,15 +219,18 @@ std::string config_token(const json& config, const char* key) {
   const json* v = member(config, key);
   if (!v) return "";
   if (v->is_string()) return v->get<std::string>();
-  if (const json* content = member(*v, "content"); content && content->is_string()) return content->get<std::string>();
+  if (const json* content = member(*v, "content"); content && content->is_string())
+    return content->get<std::string>();
   throw Error(std::string(kConfigFile) + ": " + key + " must be a string or {\"content\": ...}");
 }
 
-int32_t resolve(const std::vector<std::string>& tokens, const std::string& piece, const char* what) {
+int32_t resolve(const std::vector<std::string>& tokens, const std::string& piece,
+                const char* what) {
   if (piece.empty()) return -1;
   auto it = std::find(tokens.begin(), tokens.end(), piece);
   if (it == tokens.end())
-    throw Error(std::string(kConfigFile) + ": " + what + " \"" + piece + "\" is not in the vocabulary");
+    throw Error(std::string(kConfigFile) + ": " + what + " \"" + piece +
+                "\" is not in the vocabulary");
   return int32_t(it - tokens.begin());
 }
 
@@ -249,7 +267,8 @@ std::string detail::chat_template_of(const nlohmann::json& config) {
     if (!t->empty() && member((*t)[0], "template") && (*t)[0]["template"].is_string())
       return (*t)[0]["template"].get<std::string>();
   }
-  throw Error(std::string(kConfigFile) + ": chat_template must be a string or a list of named templates");
+  throw Error(std::string(kConfigFile) +
+              ": chat_template must be a string or a list of named templates");
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_hf_json(std::string_view tokenizer_json,

@@ -16,7 +16,12 @@ namespace megrez::detail {
 
 // GGUF token types (tokenizer.ggml.token_type), which SentencePiece's enum also uses.
 enum TokenType : int32_t {
-  kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
 };
 
 // A stretch of input text, or one special token found in it.

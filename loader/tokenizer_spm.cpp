@@ -19,13 +19,14 @@ namespace megrez::detail {
 namespace {
 
 constexpr const char* kSource = "SentencePiece tokenizer";
-constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";      // U+2581 "▁"
+constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";       // U+2581 "▁"
 constexpr std::string_view kUnknownSurface = " \xE2\x81\x87 ";  // SentencePiece's " ⁇ "
 
 std::unique_ptr<sentencepiece::SentencePieceProcessor> load_processor(std::string_view bytes) {
   auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
   auto status = sp->LoadFromSerializedProto(bytes);
-  if (!status.ok()) throw Error(std::string(kSource) + ": cannot load the model: " + status.ToString());
+  if (!status.ok())
+    throw Error(std::string(kSource) + ": cannot load the model: " + status.ToString());
   return sp;
 }
 
@@ -55,16 +56,19 @@ class SpmTokenizer final : public Tokenizer {
     if (data_.model != "llama")
       throw Error(std::string(kSource) + ": model is \"" + data_.model + "\", expected llama");
     if (data_.spm_model.empty())
-      throw Error(std::string(kSource) + ": the serialized SentencePiece model is missing "
+      throw Error(std::string(kSource) +
+                  ": the serialized SentencePiece model is missing "
                   "(a GGUF without it cannot be tokenized by this runtime)");
     spm_proto::Model proto = spm_proto::parse(data_.spm_model);
     sp_ = load_processor(data_.spm_model);
     check_data_matches(proto);
     validate_common(data_, kSource);
     strip_leading_space_ = proto.add_dummy_prefix || proto.remove_extra_whitespaces;
-    if (proto.add_dummy_prefix) sp_no_prefix_ = load_processor(spm_proto::without_dummy_prefix(data_.spm_model));
+    if (proto.add_dummy_prefix)
+      sp_no_prefix_ = load_processor(spm_proto::without_dummy_prefix(data_.spm_model));
     index_tokens();
-    if (has_user_defined_) sp_plain_ = load_processor(spm_proto::with_user_defined_unused(data_.spm_model));
+    if (has_user_defined_)
+      sp_plain_ = load_processor(spm_proto::with_user_defined_unused(data_.spm_model));
   }
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
@@ -146,8 +150,12 @@ class SpmTokenizer final : public Tokenizer {
       int32_t id = int32_t(i);
       piece_to_id_.emplace(piece, id);
       switch (data_.token_types[i]) {
-        case kNormal: token_text_[i] = replace_all(piece, kSpaceSymbol, " "); break;
-        case kUnknown: token_text_[i] = std::string(kUnknownSurface); break;
+        case kNormal:
+          token_text_[i] = replace_all(piece, kSpaceSymbol, " ");
+          break;
+        case kUnknown:
+          token_text_[i] = std::string(kUnknownSurface);
+          break;
         case kControl:
           token_text_[i] = piece;
           control_specials_.add(piece, id, /*always=*/false);
@@ -156,11 +164,14 @@ class SpmTokenizer final : public Tokenizer {
           token_text_[i] = piece;
           has_user_defined_ = true;
           break;
-        case kUnused: break;
+        case kUnused:
+          break;
         case kByte:
-          if (auto b = byte_piece_value(piece)) token_text_[i] = std::string(1, *b);
-          else throw Error(std::string(kSource) + ": byte piece " + std::to_string(i) + " is \"" +
-                           piece + "\", expected <0xAB>");
+          if (auto b = byte_piece_value(piece))
+            token_text_[i] = std::string(1, *b);
+          else
+            throw Error(std::string(kSource) + ": byte piece " + std::to_string(i) + " is \"" +
+                        piece + "\", expected <0xAB>");
           break;
       }
     }

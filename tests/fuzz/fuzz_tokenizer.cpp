@@ -80,11 +80,13 @@ void fuzz_hf_json(std::string_view payload) {
   } catch (const megrez::Error&) {
     return;
   }
-  for (const char* s : {"Hello world", "a  \n\n  b 12345", "<|turn_end|>x", "\xE4\xBD\xA0\xF0\x9F\x99\x82"})
+  for (const char* s :
+       {"Hello world", "a  \n\n  b 12345", "<|turn_end|>x", "\xE4\xBD\xA0\xF0\x9F\x99\x82"})
     round_trip(*t, s, true);
   if (t->data().pre.empty()) return;
   auto copy = megrez::Tokenizer::from_data(t->data());
-  check(copy->encode("Hello <|eos|> world") == t->encode("Hello <|eos|> world"), "from_data changed encoding");
+  check(copy->encode("Hello <|eos|> world") == t->encode("Hello <|eos|> world"),
+        "from_data changed encoding");
 }
 
 void fuzz_spm_model(std::string_view payload) {
@@ -124,12 +126,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       decode_arbitrary_ids(bpe(), payload);
       break;
     case 1:
-      round_trip(spm(), payload, megrez::utf8::is_valid(payload) && payload.find('\0') == std::string_view::npos);
+      round_trip(spm(), payload,
+                 megrez::utf8::is_valid(payload) && payload.find('\0') == std::string_view::npos);
       decode_arbitrary_ids(spm(), payload);
       break;
-    case 2: fuzz_hf_json(payload); break;
-    case 3: fuzz_spm_model(payload); break;
-    case 4: fuzz_template(payload); break;
+    case 2:
+      fuzz_hf_json(payload);
+      break;
+    case 3:
+      fuzz_spm_model(payload);
+      break;
+    case 4:
+      fuzz_template(payload);
+      break;
   }
   return 0;
 }

@@ -19,7 +19,8 @@ const std::vector<ChatMessage> kConversation = {
 std::unique_ptr<Tokenizer> tiny_tokenizer_with_template() {
   auto tok = Tokenizer::from_sentencepiece(read_file(kTinyModelDir + "tokenizer.model"));
   megrez::TokenizerData data = tok->data();
-  data.chat_template = megrez::chat_template_from_config(read_file(kTinyModelDir + "tokenizer_config.json"));
+  data.chat_template =
+      megrez::chat_template_from_config(read_file(kTinyModelDir + "tokenizer_config.json"));
   return Tokenizer::from_data(std::move(data));
 }
 
@@ -50,8 +51,10 @@ TEST_CASE("ChatFormat: a checkpoint template and the built-in fallback") {
   CHECK(templated.render(kConversation, true) == megrez::format_megrez_chat(kConversation, true));
   CHECK(templated.render(kConversation, false) == megrez::format_megrez_chat(kConversation, false));
 
-  ChatFormat chatml(*bpe, "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-                          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
+  ChatFormat chatml(
+      *bpe,
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
   std::vector<ChatMessage> one = {{"user", "Hi"}};
   CHECK(chatml.render(one, true) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   CHECK(ChatFormat(*bpe, "{{ eos_token }}|{{ bos_token }}").render(one, false) == "<|eos|>|");
@@ -66,7 +69,9 @@ TEST_CASE("ChatFormat: a checkpoint template and the built-in fallback") {
   CHECK(late.render(one, false) == megrez::format_megrez_chat(one, false));
   CHECK_FALSE(late.uses_template());
   // raise_exception is the template refusing the conversation: an error, not a fallback.
-  ChatFormat strict(*bpe, "{% if messages[0].role != 'system' %}{{ raise_exception('system first') }}{% endif %}");
+  ChatFormat strict(
+      *bpe,
+      "{% if messages[0].role != 'system' %}{{ raise_exception('system first') }}{% endif %}");
   CHECK_THROWS_AS(strict.render(one, true), megrez::Error);
 }
 
@@ -75,7 +80,8 @@ TEST_CASE("ChatFormat: stop ids resolve through the tokenizer") {
   CHECK(ChatFormat(*kjv_spm()).stop_ids() == std::vector<int32_t>{6, 3});
   auto tiny = tiny_tokenizer_with_template();
   ChatFormat tiny_chat(*tiny);
-  CHECK(tiny_chat.stop_ids() == std::vector<int32_t>{*tiny->token_id("<|turn_end|>"), *tiny->token_id("<|eos|>")});
+  CHECK(tiny_chat.stop_ids() ==
+        std::vector<int32_t>{*tiny->token_id("<|turn_end|>"), *tiny->token_id("<|eos|>")});
   CHECK(tiny_chat.is_stop(*tiny->token_id("<|turn_end|>")));
   CHECK_FALSE(tiny_chat.is_stop(*tiny->token_id("<|role_end|>")));
 }
@@ -97,13 +103,15 @@ TEST_CASE("ChatFormat: new turns extend the earlier text, so the KV cache can be
   all.push_back(added[0]);
   auto spm = kjv_spm();
   std::vector<ChatFormat> formats;
-  formats.emplace_back(*bpe);       // the Megrez template of the fixture's tokenizer_config.json
-  formats.emplace_back(*spm);       // built-in format
-  formats.emplace_back(*bpe, "");   // built-in format
+  formats.emplace_back(*bpe);      // the Megrez template of the fixture's tokenizer_config.json
+  formats.emplace_back(*spm);      // built-in format
+  formats.emplace_back(*bpe, "");  // built-in format
   for (const ChatFormat& chat : formats) {
     auto next = chat.render_new_turns(previous, added, true);
     REQUIRE(next.has_value());
-    CHECK(*next == "<|role_start|>user<|role_end|>How are you?<|turn_end|><|role_start|>assistant<|role_end|>");
+    CHECK(*next ==
+          "<|role_start|>user<|role_end|>How are "
+          "you?<|turn_end|><|role_start|>assistant<|role_end|>");
     std::string before = chat.render(previous, false), after = chat.render(all, true);
     CHECK(after.starts_with(before));
     CHECK(before + *next == after);
@@ -119,6 +127,7 @@ TEST_CASE("ChatFormat: new turns extend the earlier text, so the KV cache can be
   ids.insert(ids.end(), more.begin(), more.end());
   CHECK(ids == bpe->encode(chat.render(all, true)));
   // A template that renders the last message differently does not extend: nullopt.
-  ChatFormat last_differs(*bpe, "{% for m in messages %}{% if loop.last %}LAST:{% endif %}{{ m.content }}{% endfor %}");
+  ChatFormat last_differs(
+      *bpe, "{% for m in messages %}{% if loop.last %}LAST:{% endif %}{{ m.content }}{% endfor %}");
   CHECK_FALSE(last_differs.render_new_turns(previous, added, true).has_value());
 }

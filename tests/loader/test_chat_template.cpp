@@ -47,7 +47,8 @@ TEST_CASE("chat templates render exactly as Jinja2 does") {
     if (c["error"].is_null()) {
       CHECK(t.render(context) == c["output"].get<std::string>());
     } else if (c["error"] == "raised") {
-      CHECK_THROWS_WITH_AS(t.render(context), ("chat template: " + c["message"].get<std::string>()).c_str(),
+      CHECK_THROWS_WITH_AS(t.render(context),
+                           ("chat template: " + c["message"].get<std::string>()).c_str(),
                            megrez::Error);
     } else {
       CHECK_THROWS_AS(t.render(context), Unsupported);
@@ -57,7 +58,8 @@ TEST_CASE("chat templates render exactly as Jinja2 does") {
 
 TEST_CASE("valid Jinja outside the subset is refused, never misrendered") {
   nlohmann::json expected = read_json(kDir + "chat_expected.json");
-  Object context = {{"messages", from_json(nlohmann::json::parse(R"([{"role": "user", "content": "Hi"}])"))}};
+  Object context = {
+      {"messages", from_json(nlohmann::json::parse(R"([{"role": "user", "content": "Hi"}])"))}};
   for (const auto& source : expected["unsupported"]) {
     INFO(source.get<std::string>());
     CHECK_THROWS_AS(render(source.get<std::string>(), context), Unsupported);
@@ -71,9 +73,10 @@ TEST_CASE("renderer: hand-checked basics") {
   CHECK(render("{{ 'a' + 'b' ~ 3 }}") == "ab3");
   CHECK(render("{{ x }}", {{"x", Value("X")}}) == "X");
   CHECK(render("[{{ missing }}]") == "[]");
-  CHECK(render("{% for i in [1, 2, 3] %}{{ i }}{% if not loop.last %},{% endif %}{% endfor %}") == "1,2,3");
-  CHECK(render("{% for i in ['a', 'b'] %}{{ loop.index0 }}{{ loop.first }}{{ loop.revindex }}{% endfor %}") ==
-        "0True21False1");
+  CHECK(render("{% for i in [1, 2, 3] %}{{ i }}{% if not loop.last %},{% endif %}{% endfor %}") ==
+        "1,2,3");
+  CHECK(render("{% for i in ['a', 'b'] %}{{ loop.index0 }}{{ loop.first }}{{ loop.revindex }}{% "
+               "endfor %}") == "0True21False1");
   CHECK(render("{% if 0 %}a{% elif '' %}b{% elif [0] %}c{% else %}d{% endif %}") == "c");
   CHECK(render("{{ 'y' if none else 'n' }}{{ 'y' if '' }}{{ 'z' if 'z' }}") == "nz");
   CHECK(render("{{ '\\u00e9\\x41\\U0001F642' }}") == "\u00e9A\U0001F642");
@@ -82,7 +85,8 @@ TEST_CASE("renderer: hand-checked basics") {
   CHECK(render("{% set x = 1 %}{% set x = x + 1 %}{{ x }}") == "2");
   CHECK(render("{{ -7 % 3 }} {{ 7 % -3 }}") == "2 -2");  // Python's modulo
   CHECK(render("{{ [1, 2, 3][-1] }}{{ [1, 2, 3][1:] | length }}{{ [1, 2, 3][:-1][-1] }}") == "322");
-  CHECK_THROWS_WITH_AS(render("{{ raise_exception('no ' + 'way') }}"), "chat template: no way", megrez::Error);
+  CHECK_THROWS_WITH_AS(render("{{ raise_exception('no ' + 'way') }}"), "chat template: no way",
+                       megrez::Error);
 }
 
 TEST_CASE("renderer: whitespace control, trim_blocks and lstrip_blocks") {
@@ -97,11 +101,26 @@ TEST_CASE("renderer: whitespace control, trim_blocks and lstrip_blocks") {
 }
 
 TEST_CASE("renderer: broken templates are Unsupported") {
-  for (const char* source : {"{{ 'unterminated }}", "{% if true %}no end", "{% for x in y %}",
-                             "{{ a b }}", "{% endif %}", "{% else %}", "{{ }}", "{% %}", "{{ 1 +  }}",
-                             "{% if a %}{% else %}{% else %}{% endif %}", "{# open", "{{ x", "{{ 'a' @ 'b' }}",
-                             "{% set a.b = 1 %}", "{{ x[::2] }}", "{{ f(1) }}", "{{ 'x'.nope() }}",
-                             "{{ x | trim(1) }}", "{{ x is odd }}", "{{ 99999999999999999999 }}"}) {
+  for (const char* source : {"{{ 'unterminated }}",
+                             "{% if true %}no end",
+                             "{% for x in y %}",
+                             "{{ a b }}",
+                             "{% endif %}",
+                             "{% else %}",
+                             "{{ }}",
+                             "{% %}",
+                             "{{ 1 +  }}",
+                             "{% if a %}{% else %}{% else %}{% endif %}",
+                             "{# open",
+                             "{{ x",
+                             "{{ 'a' @ 'b' }}",
+                             "{% set a.b = 1 %}",
+                             "{{ x[::2] }}",
+                             "{{ f(1) }}",
+                             "{{ 'x'.nope() }}",
+                             "{{ x | trim(1) }}",
+                             "{{ x is odd }}",
+                             "{{ 99999999999999999999 }}"}) {
     INFO(source);
     CHECK_THROWS_AS(render(source), Unsupported);
   }

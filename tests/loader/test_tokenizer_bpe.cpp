@@ -33,11 +33,15 @@ TEST_CASE("byte-level alphabet: GPT-2's mapping and its inverse") {
   CHECK(byte_to_codepoint(0x00) == U'\u0100');
   CHECK(byte_to_codepoint(0xAD) == U'\u0143');  // the last of the 68 remapped bytes
   CHECK(byte_to_codepoint(0xA0) == U'\u0142');  // "ł", as in "你" = E4 BD A0 -> "ä½ł"
-  for (int b = 0; b < 256; ++b) CHECK(codepoint_to_byte(byte_to_codepoint(uint8_t(b))) == uint8_t(b));
+  for (int b = 0; b < 256; ++b)
+    CHECK(codepoint_to_byte(byte_to_codepoint(uint8_t(b))) == uint8_t(b));
   CHECK_FALSE(codepoint_to_byte(U'\u0144').has_value());
   CHECK_FALSE(codepoint_to_byte(U' ').has_value());
-  CHECK(encode_bytes("a b\n") == "a\xC4\xA0" "b\xC4\x8A");
-  CHECK(decode_to_bytes("a\xC4\xA0" "b\xC4\x8A") == "a b\n");
+  CHECK(encode_bytes("a b\n") ==
+        "a\xC4\xA0"
+        "b\xC4\x8A");
+  CHECK(decode_to_bytes("a\xC4\xA0"
+                        "b\xC4\x8A") == "a b\n");
 }
 
 TEST_CASE("Qwen2 pre-tokenizer splits exactly as the regex does") {
@@ -55,7 +59,9 @@ TEST_CASE("Qwen2 pre-tokenizer splits exactly as the regex does") {
   CHECK(split(pre, "\tindent") == Pieces{"\tindent"});
   CHECK(split(pre, "a\u3000b") == Pieces{"a", "\u3000b"});  // U+3000 is \s and not a letter
   CHECK(split(pre, "caf\u00e9s") == Pieces{"caf\u00e9s"});
-  CHECK(split(pre, "a\xFF" "b") == Pieces{"a", "\xFF", "b"});  // invalid UTF-8 falls between matches
+  CHECK(split(pre,
+              "a\xFF"
+              "b") == Pieces{"a", "\xFF", "b"});  // invalid UTF-8 falls between matches
   CHECK(split(pre, "").empty());
 }
 
@@ -73,8 +79,10 @@ TEST_CASE("pre-tokenizer names round-trip to patterns") {
   CHECK(megrez::pre_tokenizer_name({std::string(megrez::kQwen2Pattern)}) == "qwen2");
   CHECK(megrez::pre_tokenizer_name({std::string(megrez::kLlama3Pattern)}) == "llama-bpe");
   CHECK(megrez::pre_tokenizer_name({"x+"}).empty());
-  CHECK(megrez::pre_tokenizer_patterns("default") == std::vector<std::string>{std::string(megrez::kGpt2Pattern)});
-  CHECK(megrez::pre_tokenizer_patterns("megrez") == std::vector<std::string>{std::string(megrez::kQwen2Pattern)});
+  CHECK(megrez::pre_tokenizer_patterns("default") ==
+        std::vector<std::string>{std::string(megrez::kGpt2Pattern)});
+  CHECK(megrez::pre_tokenizer_patterns("megrez") ==
+        std::vector<std::string>{std::string(megrez::kQwen2Pattern)});
   CHECK_THROWS_AS(megrez::pre_tokenizer_patterns("falcon"), Error);
   CHECK_THROWS_AS(PreTokenizer({"(unclosed"}), Error);
 }
@@ -104,7 +112,8 @@ TEST_CASE("BPE: hand-checked encodings") {
   CHECK(ids[250] == 'a');  // byte tokens are ids 0..255 in byte order
   // "abc": merge "b c" ranks before "a b", so the result is a + bc, not ab + c.
   CHECK(tok->encode("abc") == std::vector<int32_t>{'a', *tok->token_id("bc")});
-  CHECK(tok->encode("你好") == std::vector<int32_t>{*tok->token_id("\xC3\xA4\xC2\xBD\xC5\x82\xC3\xA5\xC2\xA5\xC2\xBD")});
+  CHECK(tok->encode("你好") ==
+        std::vector<int32_t>{*tok->token_id("\xC3\xA4\xC2\xBD\xC5\x82\xC3\xA5\xC2\xA5\xC2\xBD")});
 }
 
 TEST_CASE("BPE: special tokens are single ids only when allowed") {
@@ -130,7 +139,10 @@ TEST_CASE("BPE: special tokens are single ids only when allowed") {
 TEST_CASE("BPE: round trips, including bytes that are not valid UTF-8") {
   auto tok = qwen2_bpe();
   std::vector<std::string> texts = kRoundTripTexts;
-  for (std::string bad : {"\xFF", "\xC3", "a\x80" "b", "\xED\xA0\x80", "\xF0\x9F\x99", "\xC0\xAF"})
+  for (std::string bad : {"\xFF", "\xC3",
+                          "a\x80"
+                          "b",
+                          "\xED\xA0\x80", "\xF0\x9F\x99", "\xC0\xAF"})
     texts.push_back(bad);
   for (const auto& text : texts) {
     INFO("text=\"" << text << "\"");
@@ -182,12 +194,13 @@ TEST_CASE("BPE: decode rejects ids outside the vocabulary") {
 TEST_CASE("BPE: ignore_merges takes a pre-token that is itself in the vocabulary") {
   nlohmann::json j = read_json(kDir + "bpe_qwen2.tokenizer.json");
   j["model"]["vocab"]["abc"] = 407;  // merges alone make "abc" -> a + bc
-  const int32_t bc = 286;  // the id of "bc" in the fixture
+  const int32_t bc = 286;            // the id of "bc" in the fixture
   CHECK(Tokenizer::from_hf_json(j.dump())->encode("abc") == std::vector<int32_t>{'a', bc});
   j["model"]["ignore_merges"] = true;
   auto tok = Tokenizer::from_hf_json(j.dump());
   CHECK(tok->encode("abc") == std::vector<int32_t>{407});
-  CHECK(tok->encode("abcd") == std::vector<int32_t>{'a', bc, 'd'});  // "abcd" is not: merged as usual
+  CHECK(tok->encode("abcd") ==
+        std::vector<int32_t>{'a', bc, 'd'});  // "abcd" is not: merged as usual
   // from_data cannot carry the flag except through the Llama-3 pre-tokenizer, which implies it.
   auto data = tok->data();
   data.pre = "llama-bpe";

@@ -35,7 +35,9 @@ TEST_CASE("tokenizer.json: not JSON, not an object, no model") {
   CHECK_THROWS_AS(Tokenizer::from_hf_json(""), Error);
   CHECK_THROWS_AS(Tokenizer::from_hf_json("[1, 2]"), Error);
   CHECK_THROWS_AS(Tokenizer::from_hf_json("{}"), Error);
-  CHECK_THROWS_AS(Tokenizer::from_hf_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"a\": 1}}}"), Error);
+  CHECK_THROWS_AS(
+      Tokenizer::from_hf_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"a\": 1}}}"),
+      Error);
   CHECK(load_error(fixture()).empty());
 }
 
@@ -107,7 +109,8 @@ TEST_CASE("tokenizer.json: unsupported features are refused by name") {
   CHECK(mentions(with("/pre_tokenizer", nullptr), "ByteLevel"));
   CHECK(mentions(with("/pre_tokenizer/pretokenizers/0/behavior", "Removed"), "Isolated"));
   CHECK(mentions(with("/pre_tokenizer/pretokenizers/0/pattern", json{{"Regex", "(("}}), "compile"));
-  CHECK(mentions(with("/pre_tokenizer/pretokenizers/1/add_prefix_space", true), "add_prefix_space"));
+  CHECK(
+      mentions(with("/pre_tokenizer/pretokenizers/1/add_prefix_space", true), "add_prefix_space"));
   CHECK(mentions(with("/decoder", json{{"type", "Metaspace"}}), "decoder"));
   CHECK(mentions(with("/added_tokens/0/lstrip", true), "lstrip"));
 }
@@ -129,7 +132,8 @@ TEST_CASE("tokenizer_config.json: specials resolve through the vocabulary") {
   CHECK_THROWS_AS(Tokenizer::from_hf_json(j.dump(), "{\"eos_token\": 5}"), Error);
   CHECK_THROWS_AS(Tokenizer::from_hf_json(j.dump(), "not json"), Error);
   CHECK_THROWS_AS(Tokenizer::from_hf_json(j.dump(), "{\"chat_template\": 3}"), Error);
-  auto tok = Tokenizer::from_hf_json(j.dump(), R"({"eos_token": "<|turn_end|>", "bos_token": {"content": "<|role_start|>"},
+  auto tok = Tokenizer::from_hf_json(
+      j.dump(), R"({"eos_token": "<|turn_end|>", "bos_token": {"content": "<|role_start|>"},
       "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
   CHECK(tok->eos_id() == 405);
   CHECK(tok->bos_id() == 403);
@@ -138,13 +142,48 @@ TEST_CASE("tokenizer_config.json: specials resolve through the vocabulary") {
 
 TEST_CASE("TokenizerData: inconsistent arrays are refused") {
   auto good = qwen2_bpe()->data();
-  auto fails = [](megrez::TokenizerData d) { CHECK_THROWS_AS(Tokenizer::from_data(std::move(d)), Error); };
-  { auto d = good; d.token_types.pop_back(); fails(d); }
-  { auto d = good; d.token_types[3] = 9; fails(d); }
-  { auto d = good; d.eos_id = 407; fails(d); }
-  { auto d = good; d.pre = ""; fails(d); }
-  { auto d = good; d.model = "bert"; fails(d); }
-  { auto d = good; d.merges.push_back("nope nope"); fails(d); }
-  { auto d = good; d.tokens.clear(); d.token_types.clear(); fails(d); }
-  { auto d = good; d.scores = {1.0f}; fails(d); }
+  auto fails = [](megrez::TokenizerData d) {
+    CHECK_THROWS_AS(Tokenizer::from_data(std::move(d)), Error);
+  };
+  {
+    auto d = good;
+    d.token_types.pop_back();
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.token_types[3] = 9;
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.eos_id = 407;
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.pre = "";
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.model = "bert";
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.merges.push_back("nope nope");
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.tokens.clear();
+    d.token_types.clear();
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.scores = {1.0f};
+    fails(d);
+  }
 }

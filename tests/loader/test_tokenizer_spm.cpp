@@ -102,7 +102,11 @@ TEST_CASE("SPM: round trips and from_data") {
     CHECK(rebuilt->encode(text) == ids);
     CHECK(rebuilt->encode(text, false) == tok->encode(text, false));
   }
-  for (std::string bad : {"\xFF", "a\x80" "b", "\xF0\x9F\x99"}) CHECK_NOTHROW(tok->encode(bad));
+  for (std::string bad : {"\xFF",
+                          "a\x80"
+                          "b",
+                          "\xF0\x9F\x99"})
+    CHECK_NOTHROW(tok->encode(bad));
 }
 
 TEST_CASE("SPM: broken models and inconsistent data are refused") {
@@ -111,12 +115,34 @@ TEST_CASE("SPM: broken models and inconsistent data are refused") {
   std::string model = read_file(kDir + "spm_kjv.model");
   CHECK_THROWS_AS(Tokenizer::from_sentencepiece(model.substr(0, model.size() / 2)), Error);
   auto good = kjv_spm()->data();
-  auto fails = [](megrez::TokenizerData d) { CHECK_THROWS_AS(Tokenizer::from_data(std::move(d)), Error); };
-  { auto d = good; d.spm_model.clear(); fails(d); }
-  { auto d = good; d.tokens[300] = "changed"; fails(d); }
-  { auto d = good; d.token_types[5] = 1; fails(d); }
-  { auto d = good; d.tokens.pop_back(); fails(d); }
-  { auto d = good; d.eos_id = 5000; fails(d); }
+  auto fails = [](megrez::TokenizerData d) {
+    CHECK_THROWS_AS(Tokenizer::from_data(std::move(d)), Error);
+  };
+  {
+    auto d = good;
+    d.spm_model.clear();
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.tokens[300] = "changed";
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.token_types[5] = 1;
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.tokens.pop_back();
+    fails(d);
+  }
+  {
+    auto d = good;
+    d.eos_id = 5000;
+    fails(d);
+  }
 }
 
 TEST_CASE("SPM proto: the rewritten models differ only where intended") {
@@ -134,8 +160,11 @@ TEST_CASE("SPM proto: the rewritten models differ only where intended") {
     CHECK(plain.pieces[i].score == original.pieces[i].score);
     CHECK(plain.pieces[i].type == (original.pieces[i].type == 4 ? 5 : original.pieces[i].type));
   }
-  CHECK_THROWS_AS(megrez::spm_proto::parse("\x0A\x05" "ab"), Error);  // length past the end
-  CHECK_THROWS_AS(megrez::spm_proto::parse("\x08\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x01"), Error);
+  CHECK_THROWS_AS(megrez::spm_proto::parse("\x0A\x05"
+                                           "ab"),
+                  Error);  // length past the end
+  CHECK_THROWS_AS(megrez::spm_proto::parse("\x08\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF\x01"),
+                  Error);
 }
 
 TEST_CASE("tiny model tokenizer: specials are single tokens, round trips hold") {
@@ -146,20 +175,20 @@ TEST_CASE("tiny model tokenizer: specials are single tokens, round trips hold") 
   CHECK(d.bos_id == -1);
   REQUIRE(tok->token_id("<|eos|>").has_value());
   CHECK(tok->eos_id() == *tok->token_id("<|eos|>"));
-  for (const char* special : {"<|eos|>", "<|pad|>", "<|role_start|>", "<|role_end|>", "<|turn_end|>"}) {
+  for (const char* special :
+       {"<|eos|>", "<|pad|>", "<|role_start|>", "<|role_end|>", "<|turn_end|>"}) {
     INFO(special);
     auto id = tok->token_id(special);
     REQUIRE(id.has_value());
     CHECK(tok->is_special(*id));
     CHECK(tok->encode(special) == std::vector<int32_t>{*id});
-    CHECK(tok->encode(std::string("Amen.") + special + "\nAnd") ==
-          [&] {
-            auto v = tok->encode("Amen.");
-            v.push_back(*id);
-            auto rest = tok->encode("\nAnd");
-            v.insert(v.end(), rest.begin(), rest.end());
-            return v;
-          }());
+    CHECK(tok->encode(std::string("Amen.") + special + "\nAnd") == [&] {
+      auto v = tok->encode("Amen.");
+      v.push_back(*id);
+      auto rest = tok->encode("\nAnd");
+      v.insert(v.end(), rest.begin(), rest.end());
+      return v;
+    }());
     auto plain = tok->encode(special, false);
     CHECK(std::find(plain.begin(), plain.end(), *id) == plain.end());
     CHECK(tok->decode(plain) == special);

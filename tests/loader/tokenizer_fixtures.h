@@ -25,7 +25,9 @@ inline std::string read_file(const std::string& path) {
   return s.str();
 }
 
-inline nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+inline nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(read_file(path));
+}
 
 inline std::unique_ptr<megrez::Tokenizer> qwen2_bpe() {
   return megrez::Tokenizer::from_hf_json(read_file(kDir + "bpe_qwen2.tokenizer.json"),
@@ -40,17 +42,40 @@ inline std::unique_ptr<megrez::Tokenizer> kjv_spm() {
   return megrez::Tokenizer::from_sentencepiece(read_file(kDir + "spm_kjv.model"));
 }
 
-inline std::vector<int32_t> ids_of(const nlohmann::json& array) { return array.get<std::vector<int32_t>>(); }
+inline std::vector<int32_t> ids_of(const nlohmann::json& array) {
+  return array.get<std::vector<int32_t>>();
+}
 
 // Strings every tokenizer must round-trip byte for byte (decode(encode(s)) == s).
 inline const std::vector<std::string> kRoundTripTexts = {
-    "", " ", "  ", "\n", "\r\n", "\t", "a", "Hello world", "  leading and trailing  ",
+    "",
+    " ",
+    "  ",
+    "\n",
+    "\r\n",
+    "\t",
+    "a",
+    "Hello world",
+    "  leading and trailing  ",
     "In the beginning God created the heaven and the earth.",
-    "你好，世界", "日本語のテキスト", "한국어 텍스트", "🙂🙃👍🏽 emoji", "👨‍👩‍👧 family",
-    "naïve café Ünïcödé", "e\xCC\x81 combining", "Привет, мир!", "مرحبا بالعالم",
-    "x = f(y) + 3.14159 * z[2];\n\tif (a != b) { return; }", "12345678901234567890",
-    "I'll say DON'T we're they've you'd", "a  \n\n  b", "mixed\u00A0nbsp\u3000ideographic",
-    "<|role_start|>user<|role_end|>hi<|turn_end|>", "<|eos|>", "<|turn_end",
-    std::string("nul\0byte", 8), "tabs\t\t\tand\n\n\nnewlines\r\r"};
+    "你好，世界",
+    "日本語のテキスト",
+    "한국어 텍스트",
+    "🙂🙃👍🏽 emoji",
+    "👨‍👩‍👧 family",
+    "naïve café Ünïcödé",
+    "e\xCC\x81 combining",
+    "Привет, мир!",
+    "مرحبا بالعالم",
+    "x = f(y) + 3.14159 * z[2];\n\tif (a != b) { return; }",
+    "12345678901234567890",
+    "I'll say DON'T we're they've you'd",
+    "a  \n\n  b",
+    "mixed\u00A0nbsp\u3000ideographic",
+    "<|role_start|>user<|role_end|>hi<|turn_end|>",
+    "<|eos|>",
+    "<|turn_end",
+    std::string("nul\0byte", 8),
+    "tabs\t\t\tand\n\n\nnewlines\r\r"};
 
 }  // namespace tokenizer_test
