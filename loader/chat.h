@@ -6,6 +6,9 @@
 //   <|role_start|>{role}<|role_end|>{content}<|turn_end|>   per message
 //   <|role_start|>assistant<|role_end|>                      as the generation prompt
 // Generation stops on <|turn_end|> or <|eos|>.
+// The rendered text carries the markers as text: tokenize it with allow_special = true.
+// Message content is inserted verbatim, so content that contains a marker's text becomes
+// that special token too; front ends that take untrusted text should strip such markers.
 #include <cstdint>
 #include <optional>
 #include <span>
