@@ -28,13 +28,15 @@ sys.path.insert(0, HERE)
 import safetensors_io  # noqa: E402
 from megrez2 import Megrez2ForCausalLM  # noqa: E402
 
+# Chosen so that no routing decision is a near tie (min_routing_margin >= 3e-4 for all of
+# them): a runtime's fp32 rounding differences must not flip an expert choice.
 PROMPTS = [
     "In the beginning God created",
     "And Jesus said unto them,",
-    "你好，世界！🙂 Grüße — “quoted” ½",
-    "The LORD is my shepherd; I shall not want. He maketh me to lie down in green pastures: "
-    "he leadeth me beside the still waters. He restoreth my soul: he leadeth me in the paths "
-    "of righteousness for his name's sake.",
+    "Peace 平安 🕊️ be with you. €5 — “naïve café”",
+    "And God said, Let there be light: and there was light. And God saw the light, that it was "
+    "good: and God divided the light from the darkness. And God called the light Day, and the "
+    "darkness he called Night. And the evening and the morning were the first day.",
     "<|role_start|>user<|role_end|>Who created the heaven and the earth?<|turn_end|>"
     "<|role_start|>assistant<|role_end|>",
 ]
@@ -57,14 +59,46 @@ def load_exported(cfg, path):
     return model
 
 
+def routing_margin(model, ids):
+    """Smallest gap, over all MoE layers and positions, between the last chosen and the first
+    rejected biased score (and between the last kept and first dropped group score): how
+    close this prompt comes to a tie that fp32 rounding differences could flip."""
+    cfg = model.cfg
+    margins = []
+
+    def hook(router, inputs, _output):
+        b = torch.sigmoid(inputs[0].float() @ router.weight.t()) + router.e_score_correction_bias
+        if cfg.n_group > 1:
+            grouped = b.view(b.shape[0], cfg.n_group, -1)
+            gscore = torch.sort(grouped, dim=-1, descending=True).values[..., :2].sum(-1)
+            gs = torch.sort(gscore, dim=-1, descending=True).values
+            margins.append((gs[:, cfg.topk_group - 1] - gs[:, cfg.topk_group]).min().item())
+            keep = torch.sort(gscore, dim=-1, descending=True, stable=True).indices[:, :cfg.topk_group]
+            mask = torch.zeros_like(gscore, dtype=torch.bool).scatter_(1, keep, True)
+            b = grouped.masked_fill(~mask[..., None], float("-inf")).view(b.shape[0], -1)
+        bs = torch.sort(b, dim=-1, descending=True).values
+        k = cfg.num_experts_per_tok
+        margins.append((bs[:, k - 1] - bs[:, k]).min().item())
+
+    handles = [l.mlp.gate.register_forward_hook(hook) for l in model.layers if hasattr(l.mlp, "gate")]
+    model(ids)
+    for h in handles:
+        h.remove()
+    return min(margins)
+
+
 def greedy(model, ids, n):
+    """Returns the n greedy ids and the smallest top-1 minus top-2 logit gap along the way."""
     ids = list(ids)
-    out = []
+    out, min_gap = [], float("inf")
     for _ in range(n):
-        nxt = int(torch.argmax(model(ids)[-1]).item())  # first maximum = lowest id on ties
+        last = model(ids)[-1]
+        top2 = torch.topk(last, 2).values
+        min_gap = min(min_gap, (top2[0] - top2[1]).item())
+        nxt = int(torch.argmax(last).item())  # first maximum = lowest id on ties
         out.append(nxt)
         ids.append(nxt)
-    return out
+    return out, min_gap
 
 
 def heldout_perplexity(model, ids):
@@ -104,10 +138,13 @@ def main():
         logits, routing = model(ids, return_routing=True)
         fname = f"logits_{i}.f32"
         logits.contiguous().numpy().astype("<f4").tofile(os.path.join(gdir, fname))
-        g = greedy(model, ids, GREEDY_TOKENS)
+        g, min_gap = greedy(model, ids, GREEDY_TOKENS)
         entries.append({"prompt": prompt, "ids": ids, "file": fname,
                         "shape": [len(ids), cfg["vocab_size"]],
-                        "greedy_ids": g, "greedy_text": sp.decode(g)})
+                        "greedy_ids": g, "greedy_text": sp.decode(g),
+                        "min_routing_margin": routing_margin(model, ids),
+                        "greedy_min_routing_margin": routing_margin(model, ids + g),
+                        "greedy_min_logit_gap": min_gap})
         print(repr(prompt), "->", repr(sp.decode(g)))
         if i == 0:
             routing_doc = {"prompt_index": 0,
@@ -119,7 +156,15 @@ def main():
     model.route_from_own_layer = True
     ppl_wrong, _ = heldout_perplexity(model, held_ids)
     model.route_from_own_layer = False
-    print(f"held-out perplexity: pre-gated {ppl_ok:.4f}, own-layer routing {ppl_wrong:.4f}")
+    biases = [l.mlp.gate.e_score_correction_bias for l in model.layers if hasattr(l.mlp, "gate")]
+    saved = [b.clone() for b in biases]
+    for b in biases:
+        b.zero_()
+    ppl_nobias, _ = heldout_perplexity(model, held_ids)
+    for b, v in zip(biases, saved):
+        b.copy_(v)
+    print(f"held-out perplexity: pre-gated {ppl_ok:.4f}, own-layer routing {ppl_wrong:.4f}, "
+          f"router bias ignored {ppl_nobias:.4f}")
 
     golden = {
         "model": "megrez2-tiny",
@@ -137,7 +182,8 @@ def main():
             "window": PPL_WINDOW, "predicted_tokens": count,
             "method": "consecutive non-overlapping windows from an empty context; "
                       "exp(mean NLL of every token after the first of its window)",
-            "pre_gated": round(ppl_ok, 4), "route_from_own_layer": round(ppl_wrong, 4)},
+            "pre_gated": round(ppl_ok, 4), "route_from_own_layer": round(ppl_wrong, 4),
+            "router_bias_ignored": round(ppl_nobias, 4)},
         "training": {"steps": ck["step"], "seconds": round(ck["elapsed"], 1),
                      "final": ck["log"][-1] if ck["log"] else None},
     }
