@@ -15,6 +15,8 @@
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/linear_ops.h"
+#include "shaders/abi/moe_sort.h"
+#include "shaders/abi/router.h"
 
 namespace megrez {
 
@@ -46,7 +48,7 @@ uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
 // reuse each weight tile, short enough for small activations. Adreno's DeviceLost on batches
 // over 32 tokens is a driver quirk the user works around with EngineOptions::chunk.
 uint32_t choose_chunk(const DeviceCaps& caps, uint32_t requested, uint32_t context) {
-  uint32_t chunk = requested ? requested : std::clamp(2 * matmul_shape(caps).tile_tokens, 16u, kMaxChunk);
+  uint32_t chunk = requested ? requested : std::clamp(2 * matmul_shape(caps, kMaxChunk).tile_tokens, 16u, kMaxChunk);
   return std::min(chunk, context);
 }
 
@@ -60,6 +62,20 @@ uint64_t device_memory_bytes(const Context& ctx) {
     }
   }
   return largest;
+}
+
+// Limits of the GPU kernels that a valid config can still exceed.
+void check_supported(const ModelConfig& c, const std::string& path) {
+  auto unsupported = [&](const std::string& what) { throw Error("model " + path + ": " + what); };
+  if (c.head_dim % 2 != 0) unsupported("head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
+  if (c.n_routed_experts > ROUTER_MAX_EXPERTS || c.n_routed_experts > MOE_SORT_MAX_EXPERTS) {
+    unsupported(std::to_string(c.n_routed_experts) + " routed experts per pool; the GPU router handles at most " +
+                std::to_string(std::min(ROUTER_MAX_EXPERTS, MOE_SORT_MAX_EXPERTS)));
+  }
+  if (c.num_experts_per_tok > ROUTER_MAX_TOP_K) {
+    unsupported("num_experts_per_tok " + std::to_string(c.num_experts_per_tok) +
+                "; the GPU router picks at most " + std::to_string(ROUTER_MAX_TOP_K));
+  }
 }
 
 }  // namespace
@@ -102,12 +118,14 @@ void Engine::Impl::check_fits_device(const EngineOptions& options) const {
   const uint64_t weight_bytes = DeviceModel::bytes_needed(ctx.caps(), config, model->weights());
   const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
   const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
-  const uint64_t available = device_memory_bytes(ctx);
+  const uint64_t heap = device_memory_bytes(ctx);
+  const uint64_t available = options.memory_limit ? std::min(options.memory_limit, heap) : heap;
   if (weight_bytes + cache_bytes + act_bytes > available) {
     throw Error("model " + model->path() + " needs " + format_bytes(weight_bytes + cache_bytes + act_bytes) +
                 " of device memory (weights " + format_bytes(weight_bytes) + ", KV cache " + format_bytes(cache_bytes) +
                 " for " + std::to_string(context_length) + " tokens, activations " + format_bytes(act_bytes) +
                 ") but " + ctx.info().name() + " has " + format_bytes(available) +
+                (available < heap ? " (the memory limit given)" : "") +
                 "; use a smaller weight type, a shorter context or an f16 KV cache");
   }
 }
@@ -153,6 +171,7 @@ namespace {
 // Opens, checks and uploads; `owned` is null when the caller lends `ctx`.
 std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
                                     const EngineOptions& options, Clock::time_point start) {
+  check_supported(model->config(), model->path());
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
   m->chunk = choose_chunk(ctx.caps(), options.chunk, m->context_length);

@@ -40,6 +40,7 @@ struct EngineOptions {
   KvCacheType kv_type = KvCacheType::F16;
   std::optional<bool> validation;   // Vulkan validation layer; nullopt: MEGREZ_VALIDATION=1
   uint32_t chunk = 0;               // prefill tokens per GPU pass; 0: chosen from the device
+  uint64_t memory_limit = 0;        // device bytes the engine may use; 0: the largest device-local heap
   std::string pipeline_cache;       // pipeline cache file, "off", or "" for the default location
 };
 
