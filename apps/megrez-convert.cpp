@@ -64,8 +64,10 @@ void show_progress(bool tty, size_t index, size_t count, const std::string& tens
 
 std::string human_bytes(uint64_t n) {
   char buf[32];
-  if (n >= (uint64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", double(n) / double(uint64_t(1) << 30));
-  else std::snprintf(buf, sizeof buf, "%.2f MiB", double(n) / double(1 << 20));
+  if (n >= (uint64_t(1) << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", double(n) / double(uint64_t(1) << 30));
+  else
+    std::snprintf(buf, sizeof buf, "%.2f MiB", double(n) / double(1 << 20));
   return buf;
 }
 

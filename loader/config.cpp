@@ -17,7 +17,7 @@ namespace {
 
 // Upper bounds that no real checkpoint comes near; they keep every product of two
 // dimensions (vocab * hidden, experts * hidden * width, ...) far inside int64.
-constexpr int64_t kMaxWidth = int64_t(1) << 20;       // hidden, head_dim, MLP widths
+constexpr int64_t kMaxWidth = int64_t(1) << 20;  // hidden, head_dim, MLP widths
 constexpr int64_t kMaxLayers = 4096;
 constexpr int64_t kMaxHeads = 4096;
 constexpr int64_t kMaxExperts = int64_t(1) << 16;
@@ -28,8 +28,8 @@ constexpr int64_t kMaxContext = (int64_t(1) << 31) - 1;
 
 void check_range(const char* key, int64_t v, int64_t lo, int64_t hi) {
   if (v < lo || v > hi)
-    invalid(std::string(key) + " = " + std::to_string(v) + " is out of range [" + std::to_string(lo) +
-            ", " + std::to_string(hi) + "]");
+    invalid(std::string(key) + " = " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
+            std::to_string(hi) + "]");
 }
 
 void check_positive_finite(const char* key, double v) {
@@ -63,12 +63,11 @@ void ModelConfig::validate() const {
   check_range("num_experts_per_tok", num_experts_per_tok, 1, n_routed_experts);
   check_range("n_shared_experts", n_shared_experts, 1, kMaxWidth / moe_intermediate_size);
   check_range("experts_shared_frequency", experts_shared_frequency, 1, num_hidden_layers);
-  if (moe_layer_freq != 1)
-    invalid("moe_layer_freq = " + std::to_string(moe_layer_freq) + " is not supported (only 1)");
+  if (moe_layer_freq != 1) invalid("moe_layer_freq = " + std::to_string(moe_layer_freq) + " is not supported (only 1)");
   check_range("n_group", n_group, 1, n_routed_experts);
   if (n_routed_experts % n_group != 0)
-    invalid("n_routed_experts = " + std::to_string(n_routed_experts) + " is not a multiple of n_group = " +
-            std::to_string(n_group));
+    invalid("n_routed_experts = " + std::to_string(n_routed_experts) +
+            " is not a multiple of n_group = " + std::to_string(n_group));
   check_range("topk_group", topk_group, 1, n_group);
   const int64_t group_size = n_routed_experts / n_group;
   // A group's score is the sum of its two best experts, which needs two per group.
@@ -249,8 +248,8 @@ void read_attention_shape(const ConfigKeys& keys, std::optional<int64_t> k_proj_
 
 }  // namespace
 
-ModelConfig parse_hf_config(std::string_view json_text, const std::string& source,
-                            std::optional<int64_t> k_proj_rows, std::ostream* log) {
+ModelConfig parse_hf_config(std::string_view json_text, const std::string& source, std::optional<int64_t> k_proj_rows,
+                            std::ostream* log) {
   const json root = parse_json_strict(json_text, source);
   if (!root.is_object()) throw Error(source + ": expected a JSON object at the top level");
   const ConfigKeys keys(root, source, log);

@@ -23,8 +23,19 @@
 namespace megrez {
 
 enum class GgufType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 const char* gguf_type_name(GgufType t);
 
@@ -36,9 +47,9 @@ const char* ggml_type_name(uint32_t id);  // "q4_K", ...; "unknown" for ids ggml
 // file) so that a 4 MB u8 array costs 4 MB; strings and nested arrays are kept as objects.
 struct GgufArray {
   GgufType elem = GgufType::U8;
-  std::vector<uint8_t> packed;        // numeric / BOOL elements
-  std::vector<std::string> strings;   // STRING elements
-  std::vector<GgufArray> arrays;      // ARRAY elements
+  std::vector<uint8_t> packed;       // numeric / BOOL elements
+  std::vector<std::string> strings;  // STRING elements
+  std::vector<GgufArray> arrays;     // ARRAY elements
   uint64_t size() const;
 
   static GgufArray of_u8(std::span<const uint8_t> v);
@@ -64,16 +75,16 @@ struct GgufValue {
 struct GgufTensorInfo {
   std::string name;
   DType dtype = DType::F32;
-  std::vector<int64_t> ne;              // GGUF order: ne[0] innermost
-  uint64_t offset = 0;                  // relative to the data section
-  std::span<const uint8_t> bytes;       // the tensor's bytes inside the parsed buffer
-  TensorView view() const;              // HF order shape (ne reversed)
+  std::vector<int64_t> ne;         // GGUF order: ne[0] innermost
+  uint64_t offset = 0;             // relative to the data section
+  std::span<const uint8_t> bytes;  // the tensor's bytes inside the parsed buffer
+  TensorView view() const;         // HF order shape (ne reversed)
 };
 
 struct GgufContents {
   uint32_t version = 3;
   uint64_t alignment = 32;
-  uint64_t data_offset = 0;             // absolute file offset of the data section
+  uint64_t data_offset = 0;                                 // absolute file offset of the data section
   std::vector<std::pair<std::string, GgufValue>> metadata;  // file order
   std::vector<GgufTensorInfo> tensors;                      // file order
 
@@ -103,8 +114,7 @@ class GgufWriter {
   void set(const std::string& key, GgufValue value);  // a key given twice is an error
   // `hf_shape` in HF order (outermost first); the file stores it reversed.
   void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> hf_shape, Producer produce);
-  void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> hf_shape,
-                  std::span<const uint8_t> bytes);
+  void add_tensor(const std::string& name, DType dtype, std::vector<int64_t> hf_shape, std::span<const uint8_t> bytes);
 
   size_t tensor_count() const { return tensors_.size(); }
   uint64_t tensor_data_bytes() const;  // sum of tensor sizes, without padding

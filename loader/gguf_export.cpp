@@ -74,9 +74,8 @@ GgufExportSummary plan_gguf_export(GgufWriter& w, const ModelConfig& cfg, const 
     const DType type = stored_type(first, options.matrix_type, summary.notes);
     if (first.expert < 0) {
       const TensorView src = *first.target;
-      w.add_tensor(first.gguf_name, type, first.shape, [src, type](const GgufWriter::Emit& emit) {
-        emit_converted(src, type, emit);
-      });
+      w.add_tensor(first.gguf_name, type, first.shape,
+                   [src, type](const GgufWriter::Emit& emit) { emit_converted(src, type, emit); });
       summary.weights += uint64_t(src.numel());
       ++i;
       continue;

@@ -25,9 +25,9 @@ struct GgufExportOptions {
 
 struct GgufExportSummary {
   size_t tensors = 0;
-  uint64_t weights = 0;        // stored values
-  uint64_t tensor_bytes = 0;   // tensor data, without alignment padding
-  uint64_t file_bytes = 0;     // whole file (0 until written)
+  uint64_t weights = 0;       // stored values
+  uint64_t tensor_bytes = 0;  // tensor data, without alignment padding
+  uint64_t file_bytes = 0;    // whole file (0 until written)
   std::vector<std::string> notes;
   double bits_per_weight() const { return weights ? 8.0 * double(tensor_bytes) / double(weights) : 0.0; }
 };

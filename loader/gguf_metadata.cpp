@@ -22,8 +22,14 @@ GgufValue count(int64_t v) { return GgufValue::u32(uint32_t(v)); }
 
 bool is_integer_type(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16: case GgufType::U32:
-    case GgufType::I32: case GgufType::U64: case GgufType::I64: return true;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::U16:
+    case GgufType::I16:
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::U64:
+    case GgufType::I64: return true;
     default: return false;
   }
 }
@@ -191,8 +197,7 @@ void add_tokenizer_metadata(GgufWriter& w, const TokenizerData& t) {
   if (!t.pre.empty()) w.set("tokenizer.ggml.pre", GgufValue::string(t.pre));
   w.set("tokenizer.ggml.tokens", GgufValue::array(GgufArray::of_strings(t.tokens)));
   if (!t.scores.empty()) w.set("tokenizer.ggml.scores", GgufValue::array(GgufArray::of_f32(t.scores)));
-  if (!t.token_types.empty())
-    w.set("tokenizer.ggml.token_type", GgufValue::array(GgufArray::of_i32(t.token_types)));
+  if (!t.token_types.empty()) w.set("tokenizer.ggml.token_type", GgufValue::array(GgufArray::of_i32(t.token_types)));
   if (!t.merges.empty()) w.set("tokenizer.ggml.merges", GgufValue::array(GgufArray::of_strings(t.merges)));
   const std::pair<const char*, int32_t> ids[] = {{"tokenizer.ggml.bos_token_id", t.bos_id},
                                                  {"tokenizer.ggml.eos_token_id", t.eos_id},
@@ -202,9 +207,8 @@ void add_tokenizer_metadata(GgufWriter& w, const TokenizerData& t) {
     if (id >= 0) w.set(key, GgufValue::u32(uint32_t(id)));
   if (!t.chat_template.empty()) w.set("tokenizer.chat_template", GgufValue::string(t.chat_template));
   if (!t.spm_model.empty())
-    w.set("tokenizer.ggml.spm_model",
-          GgufValue::array(GgufArray::of_u8(std::span(reinterpret_cast<const uint8_t*>(t.spm_model.data()),
-                                                      t.spm_model.size()))));
+    w.set("tokenizer.ggml.spm_model", GgufValue::array(GgufArray::of_u8(std::span(
+                                          reinterpret_cast<const uint8_t*>(t.spm_model.data()), t.spm_model.size()))));
 }
 
 std::optional<TokenizerData> tokenizer_data_from_gguf(const GgufContents& g, const std::string& source) {
@@ -219,14 +223,16 @@ std::optional<TokenizerData> tokenizer_data_from_gguf(const GgufContents& g, con
   t.tokens = tokens->strings;
   const size_t n = t.tokens.size();
   if (const GgufArray* a = r.optional_array("tokenizer.ggml.scores", GgufType::F32, "an f32 array")) {
-    if (a->size() != n) throw Error(source + ": tokenizer.ggml.scores has " + std::to_string(a->size()) +
-                                    " entries for " + std::to_string(n) + " tokens");
+    if (a->size() != n)
+      throw Error(source + ": tokenizer.ggml.scores has " + std::to_string(a->size()) + " entries for " +
+                  std::to_string(n) + " tokens");
     t.scores.resize(n);
     if (n) std::memcpy(t.scores.data(), a->packed.data(), n * 4);
   }
   if (const GgufArray* a = r.optional_array("tokenizer.ggml.token_type", GgufType::I32, "an i32 array")) {
-    if (a->size() != n) throw Error(source + ": tokenizer.ggml.token_type has " + std::to_string(a->size()) +
-                                    " entries for " + std::to_string(n) + " tokens");
+    if (a->size() != n)
+      throw Error(source + ": tokenizer.ggml.token_type has " + std::to_string(a->size()) + " entries for " +
+                  std::to_string(n) + " tokens");
     t.token_types.resize(n);
     if (n) std::memcpy(t.token_types.data(), a->packed.data(), n * 4);
   }

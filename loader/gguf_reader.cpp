@@ -16,8 +16,8 @@ static_assert(std::endian::native == std::endian::little, "GGUF files are little
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
-constexpr uint32_t kMaxDims = 4;          // GGML_MAX_DIMS
-constexpr size_t kMaxTensorName = 64;     // GGML_MAX_NAME, including the terminating NUL in ggml
+constexpr uint32_t kMaxDims = 4;         // GGML_MAX_DIMS
+constexpr size_t kMaxTensorName = 64;    // GGML_MAX_NAME, including the terminating NUL in ggml
 constexpr size_t kMaxKey = 65535;
 constexpr int kMaxArrayNesting = 4;
 constexpr uint64_t kMaxElements = uint64_t(1) << 48;
@@ -25,10 +25,17 @@ constexpr uint64_t kMaxElements = uint64_t(1) << 48;
 // Size in the file of one scalar element, 0 for STRING/ARRAY and unknown ids.
 uint64_t scalar_size(uint32_t type) {
   switch (GgufType(type)) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL: return 1;
+    case GgufType::U16:
+    case GgufType::I16: return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32: return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64: return 8;
     default: return 0;
   }
 }
@@ -37,8 +44,8 @@ bool valid_type(uint32_t type) { return type <= uint32_t(GgufType::F64); }
 
 // Smallest number of bytes one array element of this type can occupy in the file.
 uint64_t min_element_size(uint32_t type) {
-  if (type == uint32_t(GgufType::STRING)) return 8;      // u64 length
-  if (type == uint32_t(GgufType::ARRAY)) return 12;      // u32 type + u64 count
+  if (type == uint32_t(GgufType::STRING)) return 8;  // u64 length
+  if (type == uint32_t(GgufType::ARRAY)) return 12;  // u32 type + u64 count
   return scalar_size(type);
 }
 
@@ -47,24 +54,26 @@ struct GgmlTypeInfo {
   const char* name;
 };
 constexpr GgmlTypeInfo kGgmlTypes[] = {
-    {0, "f32"},      {1, "f16"},     {2, "q4_0"},     {3, "q4_1"},    {6, "q5_0"},    {7, "q5_1"},
-    {8, "q8_0"},     {9, "q8_1"},    {10, "q2_K"},    {11, "q3_K"},   {12, "q4_K"},   {13, "q5_K"},
-    {14, "q6_K"},    {15, "q8_K"},   {16, "iq2_xxs"}, {17, "iq2_xs"}, {18, "iq3_xxs"}, {19, "iq1_s"},
-    {20, "iq4_nl"},  {21, "iq3_s"},  {22, "iq2_s"},   {23, "iq4_xs"}, {24, "i8"},     {25, "i16"},
-    {26, "i32"},     {27, "i64"},    {28, "f64"},     {29, "iq1_m"},  {30, "bf16"},   {34, "tq1_0"},
-    {35, "tq2_0"},
+    {0, "f32"},      {1, "f16"},     {2, "q4_0"},     {3, "q4_1"},   {6, "q5_0"},    {7, "q5_1"},   {8, "q8_0"},
+    {9, "q8_1"},     {10, "q2_K"},   {11, "q3_K"},    {12, "q4_K"},  {13, "q5_K"},   {14, "q6_K"},  {15, "q8_K"},
+    {16, "iq2_xxs"}, {17, "iq2_xs"}, {18, "iq3_xxs"}, {19, "iq1_s"}, {20, "iq4_nl"}, {21, "iq3_s"}, {22, "iq2_s"},
+    {23, "iq4_xs"},  {24, "i8"},     {25, "i16"},     {26, "i32"},   {27, "i64"},    {28, "f64"},   {29, "iq1_m"},
+    {30, "bf16"},    {34, "tq1_0"},  {35, "tq2_0"},
 };
 
 bool dtype_of_ggml(uint32_t id, DType& out) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
-    if (ggml_type_id(t) == id) { out = t; return true; }
+    if (ggml_type_id(t) == id) {
+      out = t;
+      return true;
+    }
   return false;
 }
 
 }  // namespace
 
 const char* gguf_type_name(GgufType t) {
-  static const char* const names[] = {"u8",  "i8",   "u16",    "i16",   "u32", "i32", "f32",
+  static const char* const names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                       "bool", "string", "array", "u64", "i64", "f64"};
   return uint32_t(t) <= uint32_t(GgufType::F64) ? names[uint32_t(t)] : "invalid";
 }
@@ -176,7 +185,8 @@ class Cursor {
 GgufValue read_value(Cursor& in, uint32_t type, const std::string& key, int depth);
 
 GgufArray read_array(Cursor& in, const std::string& key, int depth) {
-  if (depth > kMaxArrayNesting) in.fail("key " + key + ": arrays nested more than " + std::to_string(kMaxArrayNesting) + " deep");
+  if (depth > kMaxArrayNesting)
+    in.fail("key " + key + ": arrays nested more than " + std::to_string(kMaxArrayNesting) + " deep");
   GgufArray a;
   const uint32_t elem = in.u32("key " + key + ": array element type");
   if (!valid_type(elem)) in.fail("key " + key + ": invalid array element type " + std::to_string(elem));
@@ -185,7 +195,8 @@ GgufArray read_array(Cursor& in, const std::string& key, int depth) {
   in.check_count(count, min_element_size(elem), "key " + key + ": array element");
   if (a.elem == GgufType::STRING) {
     a.strings.reserve(size_t(count));
-    for (uint64_t i = 0; i < count; ++i) a.strings.push_back(in.string("key " + key + ": string element", in.remaining()));
+    for (uint64_t i = 0; i < count; ++i)
+      a.strings.push_back(in.string("key " + key + ": string element", in.remaining()));
   } else if (a.elem == GgufType::ARRAY) {
     a.arrays.reserve(size_t(count));
     // Each element is itself an array value: its own element type, count and elements.
@@ -241,7 +252,8 @@ void read_metadata(Cursor& in, uint64_t count, GgufContents& out) {
   if (const GgufValue* a = out.find("general.alignment")) {
     if (a->type != GgufType::U32) in.fail("general.alignment must be u32, got " + std::string(gguf_type_name(a->type)));
     const uint64_t align = std::get<uint64_t>(a->data);
-    if (align == 0 || !std::has_single_bit(align)) in.fail("general.alignment " + std::to_string(align) + " is not a power of two");
+    if (align == 0 || !std::has_single_bit(align))
+      in.fail("general.alignment " + std::to_string(align) + " is not a power of two");
     out.alignment = align;
   }
 }
@@ -257,7 +269,8 @@ GgufTensorInfo read_tensor_info(Cursor& in, uint64_t index) {
   if (n_dims == 0 || n_dims > kMaxDims) in.fail(where + ": n_dims " + std::to_string(n_dims) + " is not in 1..4");
   for (uint32_t d = 0; d < n_dims; ++d) {
     const uint64_t ne = in.u64(where + ": ne[" + std::to_string(d) + "]");
-    if (ne == 0 || ne > kMaxElements) in.fail(where + ": ne[" + std::to_string(d) + "] = " + std::to_string(ne) + " is zero or absurd");
+    if (ne == 0 || ne > kMaxElements)
+      in.fail(where + ": ne[" + std::to_string(d) + "] = " + std::to_string(ne) + " is zero or absurd");
     t.ne.push_back(int64_t(ne));
   }
   if (!checked_product(t.ne, kMaxElements)) in.fail(where + ": the element count overflows");
@@ -307,7 +320,8 @@ GgufContents parse_gguf(std::span<const uint8_t> bytes, const std::string& sourc
   GgufContents out;
   if (in.u32("magic") != kMagic) throw Error(source + ": not a GGUF file (bad magic)");
   out.version = in.u32("version");
-  if (out.version != 3) throw Error(source + ": GGUF version " + std::to_string(out.version) + " is not supported (only 3)");
+  if (out.version != 3)
+    throw Error(source + ": GGUF version " + std::to_string(out.version) + " is not supported (only 3)");
   const uint64_t tensor_count = in.u64("tensor count");
   const uint64_t kv_count = in.u64("metadata count");
   read_metadata(in, kv_count, out);

@@ -93,8 +93,7 @@ class Encoder {
         default: throw Error("GGUF writer: key " + key + " has an invalid type");
       }
     } catch (const std::bad_variant_access&) {
-      throw Error("GGUF writer: key " + key + " holds a value that does not match its type " +
-                  gguf_type_name(v.type));
+      throw Error("GGUF writer: key " + key + " holds a value that does not match its type " + gguf_type_name(v.type));
     }
   }
 };
@@ -116,8 +115,7 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
   metadata_.emplace_back(key, std::move(value));
 }
 
-void GgufWriter::add_tensor(const std::string& name, DType dtype, std::vector<int64_t> hf_shape,
-                            Producer produce) {
+void GgufWriter::add_tensor(const std::string& name, DType dtype, std::vector<int64_t> hf_shape, Producer produce) {
   if (name.empty() || name.size() >= 64) throw Error("GGUF writer: tensor name \"" + name + "\" must be 1..63 bytes");
   for (const Tensor& t : tensors_)
     if (t.name == name) throw Error("GGUF writer: tensor " + name + " added twice");

@@ -17,7 +17,7 @@ namespace megrez {
 // key is absent (without it an absent key is an error). `log` may be null (silent).
 // Throws megrez::Error for malformed JSON, wrong JSON types, unsupported choices
 // (scoring_func != "sigmoid", moe_layer_freq != 1, ...) and absurd values (validate()).
-ModelConfig parse_hf_config(std::string_view json_text, const std::string& source,
-                            std::optional<int64_t> k_proj_rows, std::ostream* log);
+ModelConfig parse_hf_config(std::string_view json_text, const std::string& source, std::optional<int64_t> k_proj_rows,
+                            std::ostream* log);
 
 }  // namespace megrez

@@ -83,8 +83,8 @@ std::unique_ptr<Model> open_hf_model(const std::string& dir) {
   const auto& tensors = m->safetensors_->tensors();
 
   std::optional<int64_t> k_proj_rows;
-  if (auto it = tensors.find("model.layers.0.self_attn.k_proj.weight"); it != tensors.end() &&
-                                                                       !it->second.view.shape.empty())
+  if (auto it = tensors.find("model.layers.0.self_attn.k_proj.weight");
+      it != tensors.end() && !it->second.view.shape.empty())
     k_proj_rows = it->second.view.shape[0];
   const std::string config_path = join(dir, "config.json");
   m->config_ = parse_hf_config(read_text_file(config_path), config_path, k_proj_rows, &std::cerr);
@@ -96,8 +96,7 @@ std::unique_ptr<Model> open_hf_model(const std::string& dir) {
     auto it = tensors.find(slot.hf_name);
     if (it == tensors.end()) {
       const bool lm_head = slot.hf_name == "lm_head.weight";
-      throw Error("missing tensor " + slot.hf_name + " in " + dir +
-                  (lm_head ? " (tie_word_embeddings is false)" : ""));
+      throw Error("missing tensor " + slot.hf_name + " in " + dir + (lm_head ? " (tie_word_embeddings is false)" : ""));
     }
     m->bind(slot, it->second.view, it->second.file, false);
     used.insert(slot.hf_name);

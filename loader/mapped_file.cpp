@@ -20,7 +20,9 @@ namespace {
 // file alive on its own, so the descriptor is never needed after mmap.
 struct FdGuard {
   int fd;
-  ~FdGuard() { if (fd >= 0) ::close(fd); }
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 std::string errno_text(int err) { return std::strerror(err); }
@@ -53,9 +55,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 MappedFile::~MappedFile() { release(); }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)),
-      data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+    : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {

@@ -38,7 +38,7 @@ struct LoadedModel final : Model {
   ModelConfig config_;
   ModelWeights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::deque<std::vector<float>> owned_f32_;           // converted vectors; deque: never moves them
+  std::deque<std::vector<float>> owned_f32_;            // converted vectors; deque: never moves them
   std::unique_ptr<SafetensorsCheckpoint> safetensors_;  // HF: the mapped shards
   std::unique_ptr<MappedFile> gguf_file_;               // GGUF: the mapped file
 };

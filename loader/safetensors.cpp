@@ -58,8 +58,8 @@ TensorView parse_entry(const std::string& name, const json& entry, std::span<con
   TensorView t;
   t.name = name;
   const std::string dtype = dtype_it->get<std::string>();
-  const auto* found = std::find_if(std::begin(kSupported), std::end(kSupported),
-                                   [&](const DTypeName& d) { return dtype == d.name; });
+  const auto* found =
+      std::find_if(std::begin(kSupported), std::end(kSupported), [&](const DTypeName& d) { return dtype == d.name; });
   if (found == std::end(kSupported))
     throw Error(where + ": dtype " + dtype.substr(0, 32) + " is not supported (only BF16, F16, F32)");
   t.dtype = found->dtype;
@@ -159,8 +159,7 @@ uint64_t SafetensorsCheckpoint::data_bytes() const {
 void SafetensorsCheckpoint::add_file(std::unique_ptr<SafetensorsFile> file) {
   for (const TensorView& t : file->tensors()) {
     auto [it, inserted] = tensors_.emplace(t.name, Entry{t, file->path()});
-    if (!inserted)
-      throw Error("tensor " + t.name + " appears in both " + it->second.file + " and " + file->path());
+    if (!inserted) throw Error("tensor " + t.name + " appears in both " + it->second.file + " and " + file->path());
   }
   files_.push_back(std::move(file));
 }
@@ -176,8 +175,8 @@ void SafetensorsCheckpoint::load_index(const std::string& dir, const std::string
     if (!shard.is_string()) throw Error(index_path + ": weight_map entry for " + name + " must be a file name");
     const std::string file = shard.get<std::string>();
     // Shards are plain names inside the checkpoint directory, never paths out of it.
-    if (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
-        file == "." || file == "..")
+    if (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos || file == "." ||
+        file == "..")
       throw Error(index_path + ": shard name \"" + file.substr(0, 80) + "\" for " + name + " is not a plain file name");
     shard_of[name] = file;
     shards.insert(file);

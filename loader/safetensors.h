@@ -58,9 +58,9 @@ class SafetensorsCheckpoint {
 
 struct SafetensorsEntry {
   std::string name;
-  DType dtype = DType::F32;            // F32, F16 or BF16
+  DType dtype = DType::F32;  // F32, F16 or BF16
   std::vector<int64_t> shape;
-  std::span<const uint8_t> bytes;      // numel * element size
+  std::span<const uint8_t> bytes;  // numel * element size
 };
 
 // Deterministic bytes: header keys sorted, header padded with spaces to 8 bytes, data in

@@ -83,8 +83,8 @@ std::string byte_token(int b) {
 
 // Merges whose parts are bytes or earlier results ("Ġ" is the byte-level space).
 const std::vector<std::pair<std::string, std::string>> kMerges = {
-    {"Ġ", "t"}, {"h", "e"},  {"Ġt", "he"}, {"l", "l"}, {"e", "ll"}, {"i", "n"}, {"o", "u"},
-    {"Ġ", "a"}, {"e", "r"},  {"o", "n"},   {"Ġ", "s"}, {"r", "e"},  {"a", "n"}, {"Ġ", "w"},
+    {"Ġ", "t"}, {"h", "e"}, {"Ġt", "he"}, {"l", "l"}, {"e", "ll"}, {"i", "n"}, {"o", "u"},
+    {"Ġ", "a"}, {"e", "r"}, {"o", "n"},   {"Ġ", "s"}, {"r", "e"},  {"a", "n"}, {"Ġ", "w"},
 };
 const char* const kSpecials[] = {"<|eos|>", "<|unk|>", "<|pad|>", "<|role_start|>", "<|role_end|>", "<|turn_end|>"};
 constexpr const char* kChatTemplate =
@@ -136,22 +136,38 @@ ModelConfig synthetic_config() {
 std::string hf_config_json(const ModelConfig& c) {
   auto id = [](int64_t v) { return v < 0 ? json(nullptr) : json(v); };
   const json j = {
-      {"architectures", {c.architecture}},       {"model_type", "megrez_moe"},
-      {"hidden_size", c.hidden_size},            {"num_hidden_layers", c.num_hidden_layers},
-      {"num_attention_heads", c.num_attention_heads}, {"num_key_value_heads", c.num_key_value_heads},
-      {"head_dim", c.head_dim},                  {"intermediate_size", c.intermediate_size},
-      {"moe_intermediate_size", c.moe_intermediate_size}, {"n_routed_experts", c.n_routed_experts},
-      {"num_experts_per_tok", c.num_experts_per_tok}, {"n_shared_experts", c.n_shared_experts},
-      {"experts_shared_frequency", c.experts_shared_frequency}, {"first_k_dense_replace", c.first_k_dense_replace},
-      {"moe_layer_freq", c.moe_layer_freq},      {"n_group", c.n_group},
-      {"topk_group", c.topk_group},              {"vocab_size", c.vocab_size},
-      {"max_position_embeddings", c.max_position_embeddings}, {"pre_gate", c.pre_gate},
-      {"norm_topk_prob", c.norm_topk_prob},      {"tie_word_embeddings", c.tie_word_embeddings},
-      {"rope_theta", c.rope_theta},              {"rms_norm_eps", c.rms_norm_eps},
-      {"routed_scaling_factor", c.routed_scaling_factor}, {"scoring_func", c.scoring_func},
-      {"topk_method", c.topk_method},            {"hidden_act", c.hidden_act},
-      {"attention_bias", false},                 {"rope_scaling", nullptr},
-      {"bos_token_id", id(c.bos_token_id)},      {"eos_token_id", id(c.eos_token_id)},
+      {"architectures", {c.architecture}},
+      {"model_type", "megrez_moe"},
+      {"hidden_size", c.hidden_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"head_dim", c.head_dim},
+      {"intermediate_size", c.intermediate_size},
+      {"moe_intermediate_size", c.moe_intermediate_size},
+      {"n_routed_experts", c.n_routed_experts},
+      {"num_experts_per_tok", c.num_experts_per_tok},
+      {"n_shared_experts", c.n_shared_experts},
+      {"experts_shared_frequency", c.experts_shared_frequency},
+      {"first_k_dense_replace", c.first_k_dense_replace},
+      {"moe_layer_freq", c.moe_layer_freq},
+      {"n_group", c.n_group},
+      {"topk_group", c.topk_group},
+      {"vocab_size", c.vocab_size},
+      {"max_position_embeddings", c.max_position_embeddings},
+      {"pre_gate", c.pre_gate},
+      {"norm_topk_prob", c.norm_topk_prob},
+      {"tie_word_embeddings", c.tie_word_embeddings},
+      {"rope_theta", c.rope_theta},
+      {"rms_norm_eps", c.rms_norm_eps},
+      {"routed_scaling_factor", c.routed_scaling_factor},
+      {"scoring_func", c.scoring_func},
+      {"topk_method", c.topk_method},
+      {"hidden_act", c.hidden_act},
+      {"attention_bias", false},
+      {"rope_scaling", nullptr},
+      {"bos_token_id", id(c.bos_token_id)},
+      {"eos_token_id", id(c.eos_token_id)},
   };
   return j.dump(2) + "\n";
 }
@@ -161,7 +177,8 @@ std::vector<SyntheticTensor> synthetic_tensors(const ModelConfig& cfg, uint64_t 
   ModelWeights w;
   prepare_weights(cfg, w);
   std::vector<SyntheticTensor> out;
-  for (const WeightSlot& slot : weight_slots(cfg, w)) out.push_back({slot.hf_name, slot.shape, tensor_values(slot, seed)});
+  for (const WeightSlot& slot : weight_slots(cfg, w))
+    out.push_back({slot.hf_name, slot.shape, tensor_values(slot, seed)});
   return out;
 }
 
@@ -235,10 +252,15 @@ std::string synthetic_bpe_tokenizer_json() {
   }
   json added = json::array();
   for (const char* s : kSpecials)
-    added.push_back({{"id", id++}, {"content", s}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
-  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
-                           {"use_regex", false}};
+    added.push_back({{"id", id++},
+                     {"content", s},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  const json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
   const char* qwen2 =
       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
       "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -256,16 +278,26 @@ std::string synthetic_bpe_tokenizer_json() {
       {"post_processor", byte_level},
       {"decoder", byte_level},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-        {"vocab", vocab}, {"merges", merges}}},
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", merges}}},
   };
   return j.dump(1) + "\n";
 }
 
 std::string synthetic_bpe_tokenizer_config_json() {
-  const json j = {{"bos_token", nullptr}, {"eos_token", "<|eos|>"}, {"pad_token", "<|pad|>"},
-                  {"unk_token", "<|unk|>"}, {"chat_template", kChatTemplate}};
+  const json j = {{"bos_token", nullptr},
+                  {"eos_token", "<|eos|>"},
+                  {"pad_token", "<|pad|>"},
+                  {"unk_token", "<|unk|>"},
+                  {"chat_template", kChatTemplate}};
   return j.dump(1) + "\n";
 }
 

@@ -20,9 +20,9 @@ namespace megrez {
 
 struct SyntheticOptions {
   uint64_t seed = 1;
-  DType dtype = DType::F32;   // safetensors storage: F32, BF16 or F16
-  int shards = 1;             // > 1: model-0000k-of-0000n.safetensors + model.safetensors.index.json
-  bool tokenizer = false;     // also write tokenizer.json + tokenizer_config.json (synthetic_bpe_*)
+  DType dtype = DType::F32;  // safetensors storage: F32, BF16 or F16
+  int shards = 1;            // > 1: model-0000k-of-0000n.safetensors + model.safetensors.index.json
+  bool tokenizer = false;    // also write tokenizer.json + tokenizer_config.json (synthetic_bpe_*)
 };
 
 // A small valid config (2 dense-then-MoE pools, GQA, group routing) that tests vary.
@@ -54,6 +54,6 @@ void write_synthetic_gguf(const std::string& path, const ModelConfig& cfg, DType
 // tokens <|eos|> <|unk|> <|pad|> <|role_start|> <|role_end|> <|turn_end|>.
 std::string synthetic_bpe_tokenizer_json();
 std::string synthetic_bpe_tokenizer_config_json();  // eos/pad/unk and the Megrez chat template
-int32_t synthetic_bpe_vocab_size();                   // the config's vocab_size must be >= this
+int32_t synthetic_bpe_vocab_size();                 // the config's vocab_size must be >= this
 
 }  // namespace megrez

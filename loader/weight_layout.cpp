@@ -46,11 +46,11 @@ enum class Dim { None, Hidden, QWidth, KvWidth, Dense, Shared, Experts };
 
 struct LayerTensor {
   TensorView LayerWeights::*field;
-  const char* hf;     // after "model.layers.N."
-  const char* gguf;   // after "blk.N."
+  const char* hf;    // after "model.layers.N."
+  const char* gguf;  // after "blk.N."
   WeightRole role;
   Layers layers;
-  Dim rows, cols;     // cols == None: a vector of `rows` values
+  Dim rows, cols;  // cols == None: a vector of `rows` values
 };
 
 constexpr LayerTensor kLayerTensors[] = {
@@ -62,16 +62,16 @@ constexpr LayerTensor kLayerTensors[] = {
      Dim::Hidden},
     {&LayerWeights::wv, "self_attn.v_proj.weight", "attn_v.weight", WeightRole::Matrix, Layers::All, Dim::KvWidth,
      Dim::Hidden},
-    {&LayerWeights::wo, "self_attn.o_proj.weight", "attn_output.weight", WeightRole::Matrix, Layers::All,
-     Dim::Hidden, Dim::QWidth},
+    {&LayerWeights::wo, "self_attn.o_proj.weight", "attn_output.weight", WeightRole::Matrix, Layers::All, Dim::Hidden,
+     Dim::QWidth},
     {&LayerWeights::ffn_norm, "post_attention_layernorm.weight", "ffn_norm.weight", WeightRole::Vector, Layers::All,
      Dim::Hidden, Dim::None},
-    {&LayerWeights::ffn_gate, "mlp.gate_proj.weight", "ffn_gate.weight", WeightRole::Matrix, Layers::Dense,
-     Dim::Dense, Dim::Hidden},
+    {&LayerWeights::ffn_gate, "mlp.gate_proj.weight", "ffn_gate.weight", WeightRole::Matrix, Layers::Dense, Dim::Dense,
+     Dim::Hidden},
     {&LayerWeights::ffn_up, "mlp.up_proj.weight", "ffn_up.weight", WeightRole::Matrix, Layers::Dense, Dim::Dense,
      Dim::Hidden},
-    {&LayerWeights::ffn_down, "mlp.down_proj.weight", "ffn_down.weight", WeightRole::Matrix, Layers::Dense,
-     Dim::Hidden, Dim::Dense},
+    {&LayerWeights::ffn_down, "mlp.down_proj.weight", "ffn_down.weight", WeightRole::Matrix, Layers::Dense, Dim::Hidden,
+     Dim::Dense},
     {&LayerWeights::router, "mlp.gate.weight", "ffn_gate_inp.weight", WeightRole::Router, Layers::Moe, Dim::Experts,
      Dim::Hidden},
     {&LayerWeights::router_bias, "mlp.gate.e_score_correction_bias", "exp_probs_b.bias", WeightRole::Vector,
@@ -104,8 +104,8 @@ std::vector<int64_t> layer_tensor_shape(const ModelConfig& c, const LayerTensor&
 
 struct ExpertTensor {
   TensorView ExpertWeights::*field;
-  const char* hf;     // after "model.layers.OWNER.mlp.experts.E."
-  const char* gguf;   // after "blk.OWNER."
+  const char* hf;    // after "model.layers.OWNER.mlp.experts.E."
+  const char* gguf;  // after "blk.OWNER."
 };
 constexpr ExpertTensor kExpertTensors[] = {
     {&ExpertWeights::gate, "gate_proj.weight", "ffn_gate_exps.weight"},
@@ -118,18 +118,18 @@ void add_layer_slots(const ModelConfig& cfg, ModelWeights& w, int64_t i, std::ve
   const bool moe = cfg.is_moe_layer(i);
   for (const LayerTensor& t : kLayerTensors) {
     if (t.layers != Layers::All && (t.layers == Layers::Moe) != moe) continue;
-    out.push_back({hf + t.hf, gg + t.gguf, layer_tensor_shape(cfg, t), t.role, -1, -1,
-                   &(w.layers[size_t(i)].*t.field)});
+    out.push_back(
+        {hf + t.hf, gg + t.gguf, layer_tensor_shape(cfg, t), t.role, -1, -1, &(w.layers[size_t(i)].*t.field)});
   }
   if (!moe || cfg.owner_of_pool(cfg.pool_of(i)) != i) return;
   const int pool = int(cfg.pool_of(i));
   const int64_t D = cfg.hidden_size, I = cfg.moe_intermediate_size;
   for (const ExpertTensor& t : kExpertTensors) {
-    const std::vector<int64_t> shape = t.field == &ExpertWeights::down ? std::vector<int64_t>{D, I}
-                                                                       : std::vector<int64_t>{I, D};
+    const std::vector<int64_t> shape =
+        t.field == &ExpertWeights::down ? std::vector<int64_t>{D, I} : std::vector<int64_t>{I, D};
     for (int e = 0; e < int(cfg.n_routed_experts); ++e)
-      out.push_back({hf + "mlp.experts." + std::to_string(e) + "." + t.hf, gg + t.gguf, shape, WeightRole::Matrix,
-                     pool, e, &(w.pools[size_t(pool)][size_t(e)].*t.field)});
+      out.push_back({hf + "mlp.experts." + std::to_string(e) + "." + t.hf, gg + t.gguf, shape, WeightRole::Matrix, pool,
+                     e, &(w.pools[size_t(pool)][size_t(e)].*t.field)});
   }
 }
 

@@ -14,18 +14,18 @@
 namespace megrez {
 
 enum class WeightRole {
-  Matrix,      // a Linear weight or the embedding: stored in the converter's chosen type
-  Router,      // mlp.gate.weight: kept f32 by the converter (routing is precision-sensitive)
-  Vector,      // norms and router biases: always presented as F32
+  Matrix,  // a Linear weight or the embedding: stored in the converter's chosen type
+  Router,  // mlp.gate.weight: kept f32 by the converter (routing is precision-sensitive)
+  Vector,  // norms and router biases: always presented as F32
 };
 
 struct WeightSlot {
-  std::string hf_name;             // "model.layers.3.self_attn.q_proj.weight"
-  std::string gguf_name;           // "blk.3.attn_q.weight"; experts: the stacked tensor's name
-  std::vector<int64_t> shape;      // HF order; for an expert, one expert's matrix
+  std::string hf_name;         // "model.layers.3.self_attn.q_proj.weight"
+  std::string gguf_name;       // "blk.3.attn_q.weight"; experts: the stacked tensor's name
+  std::vector<int64_t> shape;  // HF order; for an expert, one expert's matrix
   WeightRole role = WeightRole::Matrix;
-  int pool = -1, expert = -1;      // routed experts only: slices of the stacked GGUF tensor
-  TensorView* target = nullptr;    // the ModelWeights field this slot fills
+  int pool = -1, expert = -1;    // routed experts only: slices of the stacked GGUF tensor
+  TensorView* target = nullptr;  // the ModelWeights field this slot fills
 };
 
 // Sizes `w.layers` and `w.pools` for `cfg` and sets each MoE layer's pool index.

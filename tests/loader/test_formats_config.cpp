@@ -193,11 +193,13 @@ TEST_CASE("config.json: absurd and unsupported values are rejected") {
 }
 
 TEST_CASE("config.json: malformed documents") {
-  CHECK(error_of([] { parse_hf_config("{\"hidden_size\": ", "cfg.json", {}, nullptr); }).find("cfg.json: not valid JSON") !=
-        std::string::npos);
+  CHECK(error_of([] {
+          parse_hf_config("{\"hidden_size\": ", "cfg.json", {}, nullptr);
+        }).find("cfg.json: not valid JSON") != std::string::npos);
   CHECK(error_of([] { parse_hf_config("[1, 2]", "cfg.json", {}, nullptr); }).find("JSON object") != std::string::npos);
-  CHECK(error_of([] { parse_hf_config("{\"hidden_size\": 1, \"hidden_size\": 2}", "cfg.json", {}, nullptr); })
-            .find("\"hidden_size\" appears twice") != std::string::npos);
+  CHECK(error_of([] {
+          parse_hf_config("{\"hidden_size\": 1, \"hidden_size\": 2}", "cfg.json", {}, nullptr);
+        }).find("\"hidden_size\" appears twice") != std::string::npos);
   json j = base_json();
   j.erase("vocab_size");
   CHECK(rejection(j).find("required key vocab_size is missing") != std::string::npos);
@@ -226,7 +228,7 @@ TEST_CASE("pools: count, membership and owners") {
   CHECK(c.n_pools() == 10);  // Megrez2: layers 1..30 in pools of 3
   CHECK(c.pool_of(30) == 9);
   CHECK(c.owner_of_pool(9) == 28);
-  c.num_hidden_layers = 6;   // 5 MoE layers in pools of 3: the last pool is partial
+  c.num_hidden_layers = 6;  // 5 MoE layers in pools of 3: the last pool is partial
   CHECK(c.n_pools() == 2);
   c.first_k_dense_replace = 2;
   c.experts_shared_frequency = 1;

@@ -149,7 +149,8 @@ TEST_CASE("GGUF: alignment other than 32 is written as general.alignment and hon
   CHECK(g.data_offset % 64 == 0);
   CHECK(g.find_tensor("b")->offset == 64);
   CHECK(g.find_tensor("b")->ne == std::vector<int64_t>{16, 2});
-  CHECK(std::all_of(g.find_tensor("b")->bytes.begin(), g.find_tensor("b")->bytes.end(), [](uint8_t x) { return x == 2; }));
+  CHECK(std::all_of(g.find_tensor("b")->bytes.begin(), g.find_tensor("b")->bytes.end(),
+                    [](uint8_t x) { return x == 2; }));
   CHECK_THROWS_AS(GgufWriter(48), Error);
 }
 
@@ -188,7 +189,8 @@ TEST_CASE("GGUF: hostile headers fail before allocating, with the problem named"
       {header(0, huge).zeros(64), "metadata entry count 1152921504606846976 cannot fit"},
       {header(0, 1).u64(huge).zeros(64), "metadata key 0 is 1152921504606846976 bytes long"},
       {header(0, 1).str("k").u32(8).u64(huge).zeros(64), "value of key k is 1152921504606846976 bytes long"},
-      {header(0, 1).str("k").u32(9).u32(0).u64(huge).zeros(64), "key k: array element count 1152921504606846976 cannot fit"},
+      {header(0, 1).str("k").u32(9).u32(0).u64(huge).zeros(64),
+       "key k: array element count 1152921504606846976 cannot fit"},
       {header(0, 1).str("k").u32(9).u32(8).u64(huge).zeros(64), "key k: array element count"},
       {header(0, 1).str("k").u32(9).u32(9).u64(huge).zeros(64), "key k: array element count"},
       {header(0, 1).str("k").u32(13).u32(0).zeros(64), "invalid value type 13"},
@@ -235,8 +237,8 @@ TEST_CASE("GGUF: hostile headers fail before allocating, with the problem named"
 
 TEST_CASE("GGUF metadata: ModelConfig round-trips exactly, with llama.cpp's key names") {
   ModelConfig c = synthetic_config();
-  c.rope_theta = 5e6;             // exact in f32: written as f32
-  c.rms_norm_eps = 1e-5;          // not exact in f32: written as f64
+  c.rope_theta = 5e6;     // exact in f32: written as f32
+  c.rms_norm_eps = 1e-5;  // not exact in f32: written as f64
   c.routed_scaling_factor = 2.5;
   c.norm_topk_prob = false;
   c.tie_word_embeddings = true;
@@ -245,18 +247,33 @@ TEST_CASE("GGUF metadata: ModelConfig round-trips exactly, with llama.cpp's key 
   add_config_metadata(w, c);
   const GgufContents g = parse_gguf(w.to_bytes(), "cfg.gguf");
   formats_test::check_same_config(config_from_gguf(g, "cfg.gguf"), c);
-  const char* keys[] = {"general.architecture", "megrez-moe.context_length", "megrez-moe.embedding_length",
-                        "megrez-moe.block_count", "megrez-moe.feed_forward_length",
-                        "megrez-moe.expert_feed_forward_length", "megrez-moe.attention.head_count",
-                        "megrez-moe.attention.head_count_kv", "megrez-moe.attention.key_length",
-                        "megrez-moe.attention.value_length", "megrez-moe.rope.dimension_count",
-                        "megrez-moe.rope.freq_base", "megrez-moe.attention.layer_norm_rms_epsilon",
-                        "megrez-moe.expert_count", "megrez-moe.expert_used_count", "megrez-moe.expert_shared_count",
-                        "megrez-moe.expert_group_count", "megrez-moe.expert_group_used_count",
-                        "megrez-moe.expert_weights_norm", "megrez-moe.expert_weights_scale",
-                        "megrez-moe.expert_gating_func", "megrez-moe.leading_dense_block_count",
-                        "megrez-moe.vocab_size", "megrez-moe.expert_shared_frequency",
-                        "megrez-moe.tie_word_embeddings", "megrez-moe.pre_gate", "megrez-moe.bos_token_id",
+  const char* keys[] = {"general.architecture",
+                        "megrez-moe.context_length",
+                        "megrez-moe.embedding_length",
+                        "megrez-moe.block_count",
+                        "megrez-moe.feed_forward_length",
+                        "megrez-moe.expert_feed_forward_length",
+                        "megrez-moe.attention.head_count",
+                        "megrez-moe.attention.head_count_kv",
+                        "megrez-moe.attention.key_length",
+                        "megrez-moe.attention.value_length",
+                        "megrez-moe.rope.dimension_count",
+                        "megrez-moe.rope.freq_base",
+                        "megrez-moe.attention.layer_norm_rms_epsilon",
+                        "megrez-moe.expert_count",
+                        "megrez-moe.expert_used_count",
+                        "megrez-moe.expert_shared_count",
+                        "megrez-moe.expert_group_count",
+                        "megrez-moe.expert_group_used_count",
+                        "megrez-moe.expert_weights_norm",
+                        "megrez-moe.expert_weights_scale",
+                        "megrez-moe.expert_gating_func",
+                        "megrez-moe.leading_dense_block_count",
+                        "megrez-moe.vocab_size",
+                        "megrez-moe.expert_shared_frequency",
+                        "megrez-moe.tie_word_embeddings",
+                        "megrez-moe.pre_gate",
+                        "megrez-moe.bos_token_id",
                         "megrez-moe.eos_token_id"};
   CHECK(g.metadata.size() == std::size(keys));
   for (const char* k : keys) CHECK_MESSAGE(g.find(k), k);
@@ -282,15 +299,17 @@ TEST_CASE("GGUF metadata: bad or missing config keys") {
       add_config_metadata(full, synthetic_config());
       const GgufContents g = parse_gguf(full.to_bytes(), "full");
       for (const auto& [k, v] : g.metadata) {
-        if (k != key) w.set(k, v);
-        else if (value) w.set(k, *value);
+        if (k != key)
+          w.set(k, v);
+        else if (value)
+          w.set(k, *value);
       }
     });
   };
   CHECK(with("megrez-moe.expert_count", std::nullopt).find("missing metadata key megrez-moe.expert_count") !=
         std::string::npos);
-  CHECK(with("megrez-moe.block_count", GgufValue::string("5")).find("megrez-moe.block_count must be an integer, got string") !=
-        std::string::npos);
+  CHECK(with("megrez-moe.block_count", GgufValue::string("5"))
+            .find("megrez-moe.block_count must be an integer, got string") != std::string::npos);
   CHECK(with("megrez-moe.rope.freq_base", GgufValue::u32(10000)).find("must be f32 or f64, got u32") !=
         std::string::npos);
   CHECK(with("megrez-moe.expert_weights_norm", GgufValue::u32(1)).find("must be bool") != std::string::npos);
@@ -298,10 +317,12 @@ TEST_CASE("GGUF metadata: bad or missing config keys") {
         std::string::npos);
   CHECK(with("megrez-moe.expert_gating_func", GgufValue::u32(1)).find("scoring_func \"softmax\" is not supported") !=
         std::string::npos);
-  CHECK(with("megrez-moe.expert_gating_func", GgufValue::u32(7)).find("neither 1 (softmax) nor 2") != std::string::npos);
-  CHECK(with("megrez-moe.expert_used_count", GgufValue::u32(100)).find("num_experts_per_tok = 100") != std::string::npos);
-  CHECK(with("megrez-moe.attention.head_count_kv", GgufValue{GgufType::I64, int64_t(-2)}).find("num_key_value_heads = -2") !=
+  CHECK(with("megrez-moe.expert_gating_func", GgufValue::u32(7)).find("neither 1 (softmax) nor 2") !=
         std::string::npos);
+  CHECK(with("megrez-moe.expert_used_count", GgufValue::u32(100)).find("num_experts_per_tok = 100") !=
+        std::string::npos);
+  CHECK(with("megrez-moe.attention.head_count_kv", GgufValue{GgufType::I64, int64_t(-2)})
+            .find("num_key_value_heads = -2") != std::string::npos);
   CHECK(with("megrez-moe.rope.dimension_count", GgufValue::u32(8)).find("partial RoPE") != std::string::npos);
   CHECK(with("megrez-moe.block_count", GgufValue{GgufType::U64, ~uint64_t(0)}).find("is absurd") != std::string::npos);
 }

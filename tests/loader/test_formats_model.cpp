@@ -178,7 +178,8 @@ void write_edited(const std::string& dir, const ModelConfig& cfg,
   std::vector<std::vector<uint8_t>> bytes;
   for (const auto& t : tensors) bytes.push_back(quantize(DType::F32, t.values, int64_t(t.values.size())));
   std::vector<SafetensorsEntry> entries;
-  for (size_t i = 0; i < tensors.size(); ++i) entries.push_back({tensors[i].name, DType::F32, tensors[i].shape, bytes[i]});
+  for (size_t i = 0; i < tensors.size(); ++i)
+    entries.push_back({tensors[i].name, DType::F32, tensors[i].shape, bytes[i]});
   write_safetensors(dir + "/model.safetensors", entries);
 }
 
@@ -208,7 +209,8 @@ TEST_CASE("HF directory: wrong, missing and unexpected tensors are named") {
         "expected [32, 64] got [64, 32] for model.layers.3.self_attn.k_proj.weight in " + file);
 
   write_edited(dir.path(), cfg, [](auto& t) {
-    std::erase_if(t, [](const SyntheticTensor& x) { return x.name == "model.layers.2.mlp.gate.e_score_correction_bias"; });
+    std::erase_if(t,
+                  [](const SyntheticTensor& x) { return x.name == "model.layers.2.mlp.gate.e_score_correction_bias"; });
   });
   CHECK(open_error(dir.path()) == "missing tensor model.layers.2.mlp.gate.e_score_correction_bias in " + dir.path());
 
@@ -230,17 +232,20 @@ TEST_CASE("HF directory: wrong, missing and unexpected tensors are named") {
   });
   CHECK(open_error(dir.path()).find("unexpected tensor model.layers.1.mlp.experts.8.gate_proj.weight") == 0);
 
-  write_edited(dir.path(), cfg, [](auto& t) { t.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {8}, std::vector<float>(8, 1.0f)}); });
+  write_edited(dir.path(), cfg, [](auto& t) {
+    t.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {8}, std::vector<float>(8, 1.0f)});
+  });
   CHECK_NOTHROW(Model::open(dir.path()));  // rotary_emb.* is ignored
 
   ModelConfig tied = cfg;
   tied.tie_word_embeddings = true;
-  write_edited(dir.path(), tied, [&](auto& t) { t.push_back(tensor_named(synthetic_tensors(cfg, 1), "lm_head.weight")); });
-  CHECK(open_error(dir.path()).find("unexpected tensor lm_head.weight in " + file + " (tie_word_embeddings is true") == 0);
+  write_edited(dir.path(), tied,
+               [&](auto& t) { t.push_back(tensor_named(synthetic_tensors(cfg, 1), "lm_head.weight")); });
+  CHECK(open_error(dir.path()).find("unexpected tensor lm_head.weight in " + file + " (tie_word_embeddings is true") ==
+        0);
 
-  write_edited(dir.path(), cfg, [](auto& t) {
-    std::erase_if(t, [](const SyntheticTensor& x) { return x.name == "lm_head.weight"; });
-  });
+  write_edited(dir.path(), cfg,
+               [](auto& t) { std::erase_if(t, [](const SyntheticTensor& x) { return x.name == "lm_head.weight"; }); });
   CHECK(open_error(dir.path()) == "missing tensor lm_head.weight in " + dir.path() + " (tie_word_embeddings is false)");
 }
 
@@ -250,7 +255,8 @@ TEST_CASE("HF directory: a config contradicting the tensors' shapes is an error"
   ModelConfig other = synthetic_config();
   other.moe_intermediate_size = 64;
   formats_test::write_text(dir / "config.json", hf_config_json(other));
-  CHECK(open_error(dir.path()).find("expected [64, 64] got [32, 64] for model.layers.1.mlp.shared_experts.gate_proj.weight") == 0);
+  CHECK(open_error(dir.path())
+            .find("expected [64, 64] got [32, 64] for model.layers.1.mlp.shared_experts.gate_proj.weight") == 0);
   other = synthetic_config();
   other.vocab_size = 300;
   formats_test::write_text(dir / "config.json", hf_config_json(other));
@@ -385,8 +391,9 @@ TEST_CASE("GGUF: hostile model files") {
           w.add_tensor("blk.2.ffn_up_exps.weight", t.dtype, t.view().shape, t.bytes);
           return true;
         }) == "unexpected tensor blk.2.ffn_up_exps.weight in " + bad);
-  CHECK(rewrite([](const GgufTensorInfo& t, GgufWriter&) { return t.name == "output.weight"; })
-            .find("missing tensor output.weight") == 0);
+  CHECK(rewrite([](const GgufTensorInfo& t, GgufWriter&) {
+          return t.name == "output.weight";
+        }).find("missing tensor output.weight") == 0);
 }
 
 TEST_CASE("GGUF and HF: a config describing far more weights than the file holds fails before allocating") {

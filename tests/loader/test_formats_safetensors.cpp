@@ -64,9 +64,9 @@ TEST_CASE("safetensors: serialize then parse gives the same tensors") {
   const std::vector<uint8_t> b_bytes = quantize(DType::BF16, a, 2);
   const std::vector<uint8_t> c_bytes = quantize(DType::F16, std::vector<float>{1.0f}, 1);
   const std::vector<uint8_t> file = serialize_safetensors({{"a", DType::F32, {2, 3}, a_bytes},
-                                                          {"b.weight", DType::BF16, {3, 2}, b_bytes},
-                                                          {"scalar", DType::F16, {}, c_bytes},
-                                                          {"empty", DType::F32, {0, 4}, {}}});
+                                                           {"b.weight", DType::BF16, {3, 2}, b_bytes},
+                                                           {"scalar", DType::F16, {}, c_bytes},
+                                                           {"empty", DType::F32, {0, 4}, {}}});
   uint64_t header_len = 0;
   std::memcpy(&header_len, file.data(), 8);
   CHECK(header_len % 8 == 0);
@@ -118,9 +118,11 @@ TEST_CASE("safetensors: each malformed header names the problem") {
       {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,12]}})", 16, "needs 16 bytes but data_offsets span 12"},
       {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[-4,12]}})", 16, "non-negative integers"},
       {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0]}})", 16, "list of two integers"},
-      {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
+      {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+       R"("w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
        16, "\"w\" appears twice"},
-      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+      {R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+       R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
        24, "tensors a and b overlap"},
       {R"({"w":{"shape":[4],"data_offsets":[0,16]}})", 16, "missing or non-string dtype"},
       {R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16],"extra":1}})", 16, "unexpected key \"extra\""},
@@ -137,7 +139,8 @@ TEST_CASE("safetensors: each malformed header names the problem") {
     CHECK(msg.rfind("hostile.safetensors: ", 0) == 0);
   }
   // The metadata entry is allowed and ignored.
-  const auto ok = file_with_header(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 16);
+  const auto ok =
+      file_with_header(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 16);
   CHECK(parse_safetensors(ok, "ok").size() == 1);
 }
 
@@ -149,8 +152,9 @@ TEST_CASE("safetensors: a header length that does not fit the file") {
   Bytes huge;
   huge.u64(~uint64_t(0)).raw("{}");
   CHECK(error_of([&] { parse_safetensors(huge.v, "f.safetensors"); }).find("does not fit") != std::string::npos);
-  CHECK(error_of([&] { parse_safetensors(std::vector<uint8_t>{1, 2, 3}, "f.safetensors"); }).find("too small") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          parse_safetensors(std::vector<uint8_t>{1, 2, 3}, "f.safetensors");
+        }).find("too small") != std::string::npos);
 }
 
 TEST_CASE("safetensors checkpoint: shards through the index, and index errors") {

@@ -95,8 +95,8 @@ TEST_CASE("HF tokenizer.model: SentencePiece bytes and the config's chat templat
   check_same_tokenizer(*hf->tokenizer(), *gg->tokenizer());
 
   // A chat template given as HF's list of named templates.
-  const nlohmann::json named = {{"chat_template", {{{"name", "tool_use"}, {"template", "x"}},
-                                                   {{"name", "default"}, {"template", chat}}}}};
+  const nlohmann::json named = {
+      {"chat_template", {{{"name", "tool_use"}, {"template", "x"}}, {{"name", "default"}, {"template", chat}}}}};
   formats_test::write_text(dir / "hf/tokenizer_config.json", named.dump());
   CHECK(Model::open(dir / "hf")->tokenizer()->data().chat_template == chat);
   formats_test::write_text(dir / "hf/tokenizer_config.json", R"({"chat_template": 5})");

@@ -42,14 +42,40 @@ class TempDir {
 // Little-endian byte builder.
 struct Bytes {
   std::vector<uint8_t> v;
-  Bytes& u8(uint8_t x) { v.push_back(x); return *this; }
-  Bytes& u32(uint32_t x) { for (int i = 0; i < 4; ++i) v.push_back(uint8_t(x >> (8 * i))); return *this; }
-  Bytes& u64(uint64_t x) { for (int i = 0; i < 8; ++i) v.push_back(uint8_t(x >> (8 * i))); return *this; }
-  Bytes& f32(float f) { uint32_t b; std::memcpy(&b, &f, 4); return u32(b); }
-  Bytes& str(const std::string& s) { u64(s.size()); v.insert(v.end(), s.begin(), s.end()); return *this; }
-  Bytes& raw(const std::string& s) { v.insert(v.end(), s.begin(), s.end()); return *this; }
-  Bytes& zeros(size_t n) { v.insert(v.end(), n, 0); return *this; }
-  Bytes& pad_to(size_t align) { while (v.size() % align) v.push_back(0); return *this; }
+  Bytes& u8(uint8_t x) {
+    v.push_back(x);
+    return *this;
+  }
+  Bytes& u32(uint32_t x) {
+    for (int i = 0; i < 4; ++i) v.push_back(uint8_t(x >> (8 * i)));
+    return *this;
+  }
+  Bytes& u64(uint64_t x) {
+    for (int i = 0; i < 8; ++i) v.push_back(uint8_t(x >> (8 * i)));
+    return *this;
+  }
+  Bytes& f32(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return u32(b);
+  }
+  Bytes& str(const std::string& s) {
+    u64(s.size());
+    v.insert(v.end(), s.begin(), s.end());
+    return *this;
+  }
+  Bytes& raw(const std::string& s) {
+    v.insert(v.end(), s.begin(), s.end());
+    return *this;
+  }
+  Bytes& zeros(size_t n) {
+    v.insert(v.end(), n, 0);
+    return *this;
+  }
+  Bytes& pad_to(size_t align) {
+    while (v.size() % align) v.push_back(0);
+    return *this;
+  }
 };
 
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -25,9 +25,9 @@ TEST_CASE("f32 -> f16: exact patterns, rounding ties to even, subnormals, overfl
   CHECK(f32_to_f16(-2.0f) == 0xc000);
   CHECK(f32_to_f16(0.0f) == 0x0000);
   CHECK(f32_to_f16(-0.0f) == 0x8000);
-  CHECK(f32_to_f16(65504.0f) == 0x7bff);                 // largest finite
-  CHECK(f32_to_f16(65519.99f) == 0x7bff);                // just below the rounding boundary
-  CHECK(f32_to_f16(65520.0f) == 0x7c00);                 // halfway to 2^16: rounds to inf
+  CHECK(f32_to_f16(65504.0f) == 0x7bff);   // largest finite
+  CHECK(f32_to_f16(65519.99f) == 0x7bff);  // just below the rounding boundary
+  CHECK(f32_to_f16(65520.0f) == 0x7c00);   // halfway to 2^16: rounds to inf
   CHECK(f32_to_f16(1e10f) == 0x7c00);
   CHECK(f32_to_f16(-1e10f) == 0xfc00);
   CHECK(f32_to_f16(std::numeric_limits<float>::infinity()) == 0x7c00);
@@ -43,11 +43,11 @@ TEST_CASE("f32 -> f16: exact patterns, rounding ties to even, subnormals, overfl
   CHECK(f32_to_f16(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)) == 0x3c01);  // above the tie
   // Subnormals: units of 2^-24.
   CHECK(f32_to_f16(std::ldexp(1.0f, -24)) == 0x0001);
-  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);        // half a unit: tie to even (0)
-  CHECK(f32_to_f16(3 * std::ldexp(1.0f, -25)) == 0x0002);    // 1.5 units: tie to even (2)
+  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);      // half a unit: tie to even (0)
+  CHECK(f32_to_f16(3 * std::ldexp(1.0f, -25)) == 0x0002);  // 1.5 units: tie to even (2)
   CHECK(f32_to_f16(std::ldexp(1.0f, -26)) == 0x0000);
   CHECK(f32_to_f16(1023 * std::ldexp(1.0f, -24)) == 0x03ff);
-  CHECK(f32_to_f16(std::ldexp(1.0f, -14)) == 0x0400);        // smallest normal
+  CHECK(f32_to_f16(std::ldexp(1.0f, -14)) == 0x0400);  // smallest normal
   CHECK(f32_to_f16(-std::ldexp(1.0f, -24)) == 0x8001);
   CHECK(f32_to_f16(0.333333333f) == 0x3555);
 }
