@@ -82,6 +82,14 @@ std::vector<std::pair<std::string, ModelConfig>> config_variants() {
     v.num_key_value_heads = 1;
     out.push_back({"odd48", v});
   }
+  {
+    ModelConfig v = c;  // an odd width: rows of 33 values, 2-byte rows of 66 bytes
+    v.hidden_size = 33;
+    v.num_attention_heads = 3;
+    v.num_key_value_heads = 3;
+    v.head_dim = 11;
+    out.push_back({"odd33", v});
+  }
   return out;
 }
 
