@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "runtime/context.h"
@@ -75,28 +76,50 @@ std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Redu
 }  // namespace
 
 MatvecShape matvec_shape(const DeviceCaps& caps) {
-  // 128 invocations stride over a row's quarters (256 of them at 2048 columns); 4 rows per
-  // group reuse each x quarter four times and keep a 1408-row matrix at 352 groups.
-  return {fit_workgroup(caps, 128), 4};
+  // A few subgroups per workgroup (128 on 32-wide GPUs, 32 on lavapipe, where fewer
+  // invocations per group measured faster), striding over a row's 8-weight quarters (256 of
+  // them at 2048 columns). 4 rows per group reuse each x quarter four times and keep a
+  // 1408-row matrix at 352 groups.
+  const uint32_t workgroup = std::clamp(4 * caps.subgroup_size, 32u, 128u);
+  return {fit_workgroup(caps, workgroup), 4};
 }
 
-MatmulShape matmul_shape(const DeviceCaps& caps) {
-  // Largest first: more rows and tokens per tile means fewer re-reads of W and X.
+MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens) {
+  // Tiles (rows, tokens, per-invocation rows, per-invocation tokens) from large to small.
+  // Wider token tiles re-read W less; narrower ones waste less work on short prompts.
   static const MatmulShape candidates[] = {
       {128, 64, 8, 4},  // 256 invocations, 24.8 KiB
       {64, 64, 4, 4},   // 256 invocations, 16.6 KiB
-      {64, 32, 4, 4},   // 128 invocations, 12.5 KiB: the "minimum" profile
+      {128, 32, 8, 2},  // 256 invocations, 20.7 KiB
+      {64, 32, 4, 4},   // 128 invocations, 12.5 KiB: the "minimum" profile's T >= 32 tile
+      {128, 16, 4, 2},  // 256 invocations, 18.7 KiB
+      {64, 16, 4, 2},   // 128 invocations, 10.5 KiB
+      {128, 8, 4, 1},   // 256 invocations, 17.7 KiB
+      {64, 8, 4, 1},    // 128 invocations, 9.5 KiB
       {32, 32, 4, 4},   // 64 invocations, 8.4 KiB
       {16, 16, 4, 4},   // 16 invocations, 4.3 KiB
   };
+  uint32_t wanted = 8;  // the token tile that wastes least: tokens rounded up to 8..64
+  while (wanted < tokens && wanted < 64) wanted *= 2;
+  const MatmulShape* best = nullptr;
   for (const MatmulShape& s : candidates) {
-    if (s.workgroup() <= caps.max_workgroup_invocations && s.workgroup() <= caps.max_workgroup_size[0] &&
-        s.shared_bytes() <= caps.max_shared_memory) {
-      return s;
+    if (s.workgroup() > caps.max_workgroup_invocations || s.workgroup() > caps.max_workgroup_size[0] ||
+        s.shared_bytes() > caps.max_shared_memory) {
+      continue;
     }
+    // Prefer covering `wanted` with the narrowest token tile, then the most rows.
+    auto score = [&](const MatmulShape& m) {
+      const bool covers = m.tile_tokens >= wanted;
+      return std::tuple(covers, covers ? -int(m.tile_tokens) : int(m.tile_tokens), m.tile_rows, m.workgroup());
+    };
+    if (!best || score(s) > score(*best)) best = &s;
   }
-  throw Error("matmul: the device allows " + std::to_string(caps.max_workgroup_invocations) + " invocations and " +
-              std::to_string(caps.max_shared_memory) + " bytes of shared memory; the smallest tile needs 16 and 4352");
+  if (!best) {
+    throw Error("matmul: the device allows " + std::to_string(caps.max_workgroup_invocations) +
+                " invocations and " + std::to_string(caps.max_shared_memory) +
+                " bytes of shared memory; the smallest tile needs 16 and 4352");
+  }
+  return *best;
 }
 
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce) {
@@ -148,7 +171,7 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (p.x_offset + checked_mul(p.tokens - 1u, p.x_stride, kernel) + p.cols) * 4, kernel, "x");
   require_bytes(y, (checked_mul(p.tokens - 1u, p.y_stride, kernel) + p.y_offset + p.rows) * 4, kernel, "y");
-  const MatmulShape s = matmul_shape(caps);
+  const MatmulShape s = matmul_shape(caps, p.tokens);
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, spec_1d(caps, s.workgroup(), {s.tile_rows, s.tile_tokens, s.thread_rows, s.thread_tokens}));
   dispatch(cmd, pipeline, {w, x, y}, p, {group_count(p.rows, s.tile_rows), group_count(p.tokens, s.tile_tokens), 1});

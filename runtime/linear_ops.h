@@ -32,8 +32,9 @@ struct MatmulShape {
   uint32_t workgroup() const { return (tile_rows / thread_rows) * (tile_tokens / thread_tokens); }
   uint32_t shared_bytes() const { return 32u * (tile_rows + 1u + tile_tokens + 1u) * 4u; }
 };
-// The largest tile that fits the device's shared memory and workgroup limits.
-MatmulShape matmul_shape(const DeviceCaps& caps);
+// The tile for `tokens` rows of X that fits the device's shared memory and workgroup limits:
+// the narrowest token tile covering min(tokens, 64), with the most weight rows.
+MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens);
 
 // Reduction flavour of the kernels that reduce across a workgroup (matvec, rmsnorm,
 // add_rmsnorm, argmax). Auto: subgroup ops where caps.use_subgroup_reduce(), else the

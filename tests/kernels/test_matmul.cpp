@@ -100,9 +100,24 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset a
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "matmul tile shape fits the device and the launcher checks its ranges") {
-  const MatmulShape s = matmul_shape(ctx.caps());
-  CHECK(s.workgroup() <= ctx.caps().max_workgroup_invocations);
-  CHECK(s.shared_bytes() <= ctx.caps().max_shared_memory);
+  for (uint32_t tokens : {1u, 7u, 9u, 33u, 64u, 1000u}) {
+    CAPTURE(tokens);
+    const MatmulShape s = matmul_shape(ctx.caps(), tokens);
+    CHECK(s.workgroup() <= ctx.caps().max_workgroup_invocations);
+    CHECK(s.shared_bytes() <= ctx.caps().max_shared_memory);
+    CHECK(s.tile_rows % s.thread_rows == 0);
+    CHECK(s.tile_tokens % s.thread_tokens == 0);
+  }
+  // A device with 16 KiB and 128 invocations (the minimum profile) gets the 64 x 32 tile for
+  // long prompts and 64 x 8 for one token.
+  DeviceCaps small = ctx.caps();
+  small.max_shared_memory = 16384;
+  small.max_workgroup_invocations = 128;
+  CHECK(matmul_shape(small, 64).tile_rows == 64);
+  CHECK(matmul_shape(small, 64).tile_tokens == 32);
+  CHECK(matmul_shape(small, 1).tile_tokens == 8);
+  small.max_shared_memory = 4000;
+  CHECK_THROWS_AS(matmul_shape(small, 1), Error);
   Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
   const BufferRange w = arena.allocate(64 * 4 * 4), x = arena.allocate(64 * 4 * 2), y = arena.allocate(4 * 2 * 4);
   CommandBuffer cmd(ctx);

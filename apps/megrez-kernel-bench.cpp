@@ -1,0 +1,460 @@
+// megrez-kernel-bench: GPU time of each kernel at Megrez2 sizes, per weight format, next to
+// the plain buffer copy (copy_vec4) measured in the same run on a similar byte count.
+//   megrez-kernel-bench [--device N|NAME] [--profile NAME|PATH] [--reps N] [--warmup N]
+//                       [--filter TEXT] [--json FILE]
+// Times come from GPU timestamps: the median of --reps dispatches after --warmup untimed ones.
+// "GB/s" counts the bytes a kernel must move (weights + activations read and written);
+// "copy GB/s" is copy_vec4's read + write rate over the same number of bytes, and "vs copy"
+// their ratio: 1.0 means the kernel streams memory as fast as a plain copy does.
+// To add kernels: write a builder like add_matvec_cases() and list it in kBenchTable.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "loader/quant.h"
+#include "runtime/attention_ops.h"
+#include "runtime/context.h"
+#include "runtime/dispatch.h"
+#include "runtime/linear_ops.h"
+#include "runtime/profiler.h"
+#include "runtime/transfer.h"
+#include "shaders/abi/copy.h"
+
+namespace {
+
+using namespace megrez;
+
+struct Options {
+  ContextOptions context;
+  int reps = 20;
+  int warmup = 3;
+  std::string filter;
+  std::string json_path;
+};
+
+// One benchmarked launch. `record` records exactly one timed invocation of the kernel.
+struct BenchCase {
+  std::string kernel, format, shape, variant;
+  uint64_t bytes = 0;     // bytes the kernel must read + write
+  double flops = 0;       // multiply-adds x 2, 0 when not meaningful
+  std::function<void(CommandBuffer&)> record;
+};
+
+BenchCase make_case(std::string kernel, std::string format, std::string shape, std::string variant) {
+  BenchCase c;
+  c.kernel = std::move(kernel);
+  c.format = std::move(format);
+  c.shape = std::move(shape);
+  c.variant = std::move(variant);
+  return c;
+}
+
+struct BenchResult {
+  BenchCase c;
+  double ms = 0, gb_per_s = 0, gflops = 0, copy_gb_per_s = 0;
+};
+
+// A builder allocates its operands in `arena` (kept alive while its cases run) and returns
+// the cases. Operands are filled with realistic values: timing must not hit denormals/NaNs.
+using CaseBuilder = std::function<std::vector<BenchCase>(Context&, Arena&)>;
+
+const DType kFormats[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+BufferRange upload_floats(Context& ctx, Arena& arena, size_t n, uint32_t seed) {
+  const std::vector<float> v = random_floats(n, seed);
+  BufferRange r = arena.allocate(n * 4);
+  upload(ctx, r, std::span<const float>(v));
+  return r;
+}
+
+// A [rows, cols] matrix in `dtype`, padded to 4 bytes. One random row is quantized and
+// repeated: quantizing 22M weights would dominate the run, and the contents do not change
+// the kernels' speed.
+BufferRange upload_matrix(Context& ctx, Arena& arena, DType dtype, uint32_t rows, uint32_t cols) {
+  std::vector<uint8_t> row;
+  const std::vector<float> values = random_floats(cols, rows + cols);
+  quantize_row(dtype, values.data(), cols, row);
+  std::vector<uint8_t> bytes;
+  bytes.reserve(row.size() * rows + 4);
+  for (uint32_t r = 0; r < rows; ++r) bytes.insert(bytes.end(), row.begin(), row.end());
+  while (bytes.size() % 4) bytes.push_back(0);
+  BufferRange w = arena.allocate(bytes.size());
+  upload(ctx, w, std::span<const uint8_t>(bytes));
+  return w;
+}
+
+std::string shape_text(uint32_t a, uint32_t b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+// The reduction flavours this device runs (both where subgroups allow, for comparison).
+std::vector<Reduce> flavours(const Context& ctx) {
+  if (ctx.caps().use_subgroup_reduce()) return {Reduce::Subgroup, Reduce::SharedMemory};
+  return {Reduce::SharedMemory};
+}
+const char* flavour_name(Reduce r) { return r == Reduce::Subgroup ? "subgroup" : "shmem"; }
+
+// ---- Kernel builders ----------------------------------------------------------------------
+
+// Decode mat-vecs at the Megrez2 shapes [out, in], one format per builder (the f32 set alone
+// is 200 MB).
+std::vector<BenchCase> add_matvec_cases(Context& ctx, Arena& arena, DType dtype) {
+  struct Shape {
+    uint32_t rows, cols;
+    const char* what;
+  };
+  const Shape shapes[] = {{1408, 2048, "expert gate/up"}, {2048, 1408, "expert down"}, {5632, 2048, "shared gate/up"},
+                          {2048, 5632, "shared down"},    {10944, 2048, "dense gate/up"}};
+  std::vector<BenchCase> cases;
+  const BufferRange x = upload_floats(ctx, arena, 10944, 1), y = upload_floats(ctx, arena, 10944, 2);
+  for (const Shape& s : shapes) {
+    const BufferRange w = upload_matrix(ctx, arena, dtype, s.rows, s.cols);
+    for (Reduce reduce : flavours(ctx)) {
+      BenchCase c = make_case("matvec", dtype_name(dtype), shape_text(s.rows, s.cols) + " " + s.what, flavour_name(reduce));
+      c.bytes = row_bytes(dtype, s.cols) * s.rows + uint64_t{s.cols + s.rows} * 4;
+      c.flops = 2.0 * s.rows * s.cols;
+      const uint32_t rows = s.rows, cols = s.cols;
+      c.record = [=](CommandBuffer& cmd) {
+        record_matvec(cmd, dtype, w, x, y, abi::MatvecPush{rows, cols, 0, 0, 0, 0}, reduce);
+      };
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+// Prefill: 64 tokens through the expert shapes.
+std::vector<BenchCase> add_matmul_cases(Context& ctx, Arena& arena) {
+  const uint32_t tokens = 64;
+  const uint32_t shapes[][2] = {{1408, 2048}, {2048, 1408}};
+  const BufferRange x = upload_floats(ctx, arena, size_t{tokens} * 2048, 3);
+  const BufferRange y = upload_floats(ctx, arena, size_t{tokens} * 2048, 4);
+  std::vector<BenchCase> cases;
+  for (DType dtype : kFormats) {
+    for (const auto& s : shapes) {
+      const uint32_t rows = s[0], cols = s[1];
+      const BufferRange w = upload_matrix(ctx, arena, dtype, rows, cols);
+      BenchCase c = make_case("matmul", dtype_name(dtype), shape_text(rows, cols) + " T=64", "tiled");
+      c.bytes = row_bytes(dtype, cols) * rows + uint64_t{tokens} * (rows + cols) * 4;
+      c.flops = 2.0 * rows * cols * tokens;
+      c.record = [=](CommandBuffer& cmd) {
+        record_matmul(cmd, dtype, w, x, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0});
+      };
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+std::vector<BenchCase> add_norm_cases(Context& ctx, Arena& arena) {
+  const uint32_t dim = 2048;
+  const BufferRange x = upload_floats(ctx, arena, dim * 64, 5), a = upload_floats(ctx, arena, dim * 64, 6);
+  const BufferRange w = upload_floats(ctx, arena, dim, 7), y = upload_floats(ctx, arena, dim * 64, 8);
+  std::vector<BenchCase> cases;
+  for (uint32_t rows : {1u, 64u}) {
+    for (Reduce reduce : flavours(ctx)) {
+      BenchCase norm = make_case("rmsnorm", "f32", shape_text(rows, dim), flavour_name(reduce));
+      norm.bytes = uint64_t{rows} * dim * 8 + dim * 4;
+      norm.record = [=](CommandBuffer& cmd) { record_rmsnorm(cmd, x, w, y, rows, dim, 1e-6f, reduce); };
+      cases.push_back(norm);
+      BenchCase fused = make_case("add_rmsnorm", "f32", shape_text(rows, dim), flavour_name(reduce));
+      fused.bytes = uint64_t{rows} * dim * 16 + dim * 4;
+      fused.record = [=](CommandBuffer& cmd) { record_add_rmsnorm(cmd, x, a, w, y, rows, dim, 1e-6f, reduce); };
+      cases.push_back(fused);
+    }
+    BenchCase add = make_case("add", "f32", shape_text(rows, dim), "-");
+    add.bytes = uint64_t{rows} * dim * 12;
+    add.record = [=](CommandBuffer& cmd) { record_add(cmd, x, a, rows * dim); };
+    cases.push_back(add);
+  }
+  return cases;
+}
+
+std::vector<BenchCase> add_embed_argmax_cases(Context& ctx, Arena& arena) {
+  const uint32_t vocab = 128880, dim = 2048, tokens = 64;
+  std::vector<BenchCase> cases;
+  std::vector<uint32_t> ids(tokens);
+  const uint32_t rows = 1000;  // a table part; only the rows the ids touch cost time
+  for (uint32_t t = 0; t < tokens; ++t) ids[t] = t * 13 % rows;
+  BufferRange id_range = arena.allocate(tokens * 4);
+  upload(ctx, id_range, std::span<const uint32_t>(ids));
+  const BufferRange out = arena.allocate(size_t{tokens} * dim * 4);
+  for (DType dtype : kFormats) {
+    const BufferRange table = upload_matrix(ctx, arena, dtype, rows, dim);
+    BenchCase c = make_case("embed", dtype_name(dtype), shape_text(tokens, dim), "-");
+    c.bytes = row_bytes(dtype, dim) * tokens + uint64_t{tokens} * dim * 4;
+    c.record = [=](CommandBuffer& cmd) { record_embed(cmd, dtype, table, id_range, out, {tokens, dim, 0, rows}); };
+    cases.push_back(c);
+  }
+  const BufferRange logits = upload_floats(ctx, arena, vocab, 9);
+  const BufferRange partials = arena.allocate(argmax_partials_bytes(ctx.caps(), vocab));
+  const BufferRange result = arena.allocate(8);
+  for (Reduce reduce : flavours(ctx)) {
+    BenchCase c = make_case("argmax", "f32", std::to_string(vocab), flavour_name(reduce));
+    c.bytes = uint64_t{vocab} * 4;
+    c.record = [=](CommandBuffer& cmd) { record_argmax(cmd, logits, partials, result, vocab, reduce); };
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+// Attention at Megrez2 decode sizes (H 16, Dh 128, Hkv 4 and 2; helper "attention"): RoPE of
+// q, the fused RoPE(K) + KV store, split-K decode (+ combine) at n_ctx 512 / 4096, and a
+// 64-token prefill chunk, for both cache types.
+std::vector<BenchCase> add_attention_cases(Context& ctx, Arena& arena) {
+  const uint32_t H = 16, Dh = 128, max_ctx = 4096, chunk = 64;
+  std::vector<BenchCase> cases;
+  const BufferRange table = arena.allocate(Dh * 4);
+  upload(ctx, table, std::span<const uint32_t>(rope_frequency_table(1e6, Dh)));
+  const BufferRange q = upload_floats(ctx, arena, size_t{chunk} * H * Dh, 11);
+  const BufferRange out = upload_floats(ctx, arena, size_t{chunk} * H * Dh, 12);
+  BenchCase rope = make_case("rope", "f32", "q 16x128 T=1", "-");
+  rope.bytes = uint64_t{H} * Dh * 8 + Dh * 4;
+  rope.record = [=](CommandBuffer& cmd) { record_rope(cmd, q, table, {1, H, Dh, 0, H * Dh, 100}); };
+  cases.push_back(rope);
+  for (uint32_t Hkv : {4u, 2u}) {
+    const AttentionShape shape{H, Hkv, Dh};
+    const BufferRange partials = arena.allocate(attention_decode_max_partials_bytes(ctx.caps(), shape, max_ctx));
+    for (KvType type : {KvType::F16, KvType::F32}) {
+      const char* format = type == KvType::F16 ? "f16" : "f32";
+      const uint64_t row_bytes = kv_cache_row_bytes(type, Hkv, Dh);
+      // Caches of random values in [-1, 1].
+      auto make_cache = [&](uint32_t seed) {
+        const size_t elements = max_ctx * row_bytes / (type == KvType::F16 ? 2 : 4);
+        if (type == KvType::F32) return upload_floats(ctx, arena, elements, seed);
+        const std::vector<float> v = random_floats(elements, seed);
+        std::vector<uint16_t> halves(elements);
+        for (size_t i = 0; i < elements; ++i) halves[i] = f32_to_f16(v[i]);
+        const BufferRange cache = arena.allocate(elements * 2);
+        upload(ctx, cache, std::span<const uint16_t>(halves));
+        return cache;
+      };
+      const BufferRange k_cache = make_cache(20 + Hkv), v_cache = make_cache(30 + Hkv);
+      const std::string kv = "Hkv=" + std::to_string(Hkv);
+      BenchCase store = make_case("kv_store", format, kv + " T=1", "-");
+      store.bytes = 2 * (uint64_t{Hkv} * Dh * 4 + row_bytes);
+      store.record = [=](CommandBuffer& cmd) {
+        record_kv_store(cmd, q, q, table, k_cache, v_cache, {type, 1, Hkv, Dh, 100, 0, Hkv * Dh, H * Dh});
+      };
+      cases.push_back(store);
+      for (uint32_t n_ctx : {512u, 4096u}) {
+        for (Reduction reduction : {Reduction::Subgroup, Reduction::Shmem}) {
+          if (reduction == Reduction::Subgroup && !ctx.caps().use_subgroup_reduce()) continue;
+          DecodePlan plan = plan_attention_decode(ctx.caps(), shape, n_ctx);
+          plan.reduction = reduction;
+          BenchCase c = make_case("attention_decode", format, kv + " n_ctx=" + std::to_string(n_ctx),
+                                  std::string(reduction == Reduction::Subgroup ? "subgroup" : "shmem") + " splits=" +
+                                      std::to_string(plan.splits));
+          c.bytes = 2 * n_ctx * row_bytes + uint64_t{H} * Dh * 8;
+          c.flops = 4.0 * H * Dh * n_ctx;
+          const DecodeArgs args{shape, type, n_ctx, 0, 0, 0.088388f};
+          c.record = [=](CommandBuffer& cmd) { record_attention_decode(cmd, q, k_cache, v_cache, partials, out, args, plan); };
+          cases.push_back(c);
+        }
+      }
+      for (uint32_t pos0 : {0u, max_ctx - chunk}) {
+        BenchCase c = make_case("attention_prefill", format, kv + " T=64 pos0=" + std::to_string(pos0), "tiled");
+        c.bytes = 2 * uint64_t{pos0 + chunk} * row_bytes + uint64_t{chunk} * H * Dh * 8;
+        c.flops = 4.0 * H * Dh * chunk * (pos0 + (chunk + 1) / 2.0);
+        const PrefillArgs args{shape, type, chunk, pos0, 0, H * Dh, H * Dh, 0.088388f};
+        c.record = [=](CommandBuffer& cmd) { record_attention_prefill(cmd, q, k_cache, v_cache, out, args); };
+        cases.push_back(c);
+      }
+    }
+  }
+  return cases;
+}
+
+// THE table: builders run in order, each with a fresh arena. Kernel helpers append theirs.
+std::vector<std::pair<std::string, CaseBuilder>> bench_table() {
+  std::vector<std::pair<std::string, CaseBuilder>> table;
+  for (DType dtype : kFormats) {
+    table.emplace_back(std::string("matvec-") + dtype_name(dtype),
+                       [dtype](Context& ctx, Arena& arena) { return add_matvec_cases(ctx, arena, dtype); });
+  }
+  table.emplace_back("matmul", add_matmul_cases);
+  table.emplace_back("norm-add", add_norm_cases);
+  table.emplace_back("embed-argmax", add_embed_argmax_cases);
+  table.emplace_back("attention", add_attention_cases);
+  return table;
+}
+
+// ---- Timing -------------------------------------------------------------------------------
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Median GPU milliseconds of `reps` runs of `record`, after `warmup` untimed ones.
+double time_ms(Context& ctx, const std::function<void(CommandBuffer&)>& record, const Options& o) {
+  GpuProfiler profiler(ctx, static_cast<uint32_t>(o.reps));
+  CommandBuffer cmd(ctx);
+  cmd.begin();
+  for (int i = 0; i < o.warmup; ++i) {
+    record(cmd);
+    barrier_compute_to_compute(cmd);
+  }
+  cmd.submit_and_wait();
+  cmd.begin();
+  profiler.reset(cmd);
+  for (int i = 0; i < o.reps; ++i) {
+    const uint32_t scope = profiler.begin(cmd, "run");
+    record(cmd);
+    barrier_compute_to_compute(cmd);  // runs do not overlap
+    profiler.end(cmd, scope);
+  }
+  cmd.submit_and_wait();
+  std::vector<double> ms;
+  for (const auto& s : profiler.results()) ms.push_back(s.ms);
+  return median(ms);
+}
+
+// copy_vec4 read+write GB/s over `bytes` (rounded to 16, at least 64 KiB), cached per size.
+double copy_gb_per_s(Context& ctx, uint64_t bytes, const Options& o) {
+  static std::map<uint64_t, double> cache;
+  bytes = std::clamp<uint64_t>(bytes / 16 * 16, 64 << 10, ctx.caps().max_storage_range / 16 * 16);
+  if (auto it = cache.find(bytes); it != cache.end()) return it->second;
+  Arena arena(ctx, "bench-copy", MemoryUse::Device, 2 * bytes + 2 * ctx.caps().storage_offset_alignment);
+  const BufferRange src = arena.allocate(bytes), dst = arena.allocate(bytes);
+  const uint32_t workgroup = std::min(256u, ctx.caps().max_workgroup_invocations);
+  const Pipeline& copy = ctx.pipeline("copy_vec4", Specialization{{workgroup, 1, 1}, {}});
+  const auto vectors = static_cast<uint32_t>(bytes / 16);
+  const uint32_t groups = std::min(group_count(vectors, workgroup), ctx.caps().max_workgroup_count[0]);
+  {
+    CommandBuffer fill(ctx);
+    fill.begin();
+    vkCmdFillBuffer(fill.handle(), src.buffer, src.offset, src.size, 0x3f800000u);
+    fill.submit_and_wait();
+  }
+  const double ms = time_ms(ctx, [&](CommandBuffer& cmd) { dispatch(cmd, copy, {src, dst}, abi::CopyPush{vectors}, {groups}); }, o);
+  return cache[bytes] = 2.0 * double(bytes) / (ms * 1e6);
+}
+
+// ---- Output -------------------------------------------------------------------------------
+
+std::string gflops_text(const BenchResult& r) {
+  if (r.c.flops <= 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", r.gflops);
+  return text;
+}
+
+void print_markdown(const Context& ctx, const std::vector<BenchResult>& results, const Options& o) {
+  std::printf("Device: %s%s%s; median of %d runs after %d warm-up\n\n", ctx.info().props.deviceName,
+              ctx.caps().profile.empty() ? "" : ", profile ", ctx.caps().profile.c_str(), o.reps, o.warmup);
+  std::printf("| kernel | format | shape | variant | ms | GB/s | GFLOP/s | copy GB/s | vs copy |\n");
+  std::printf("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+  for (const BenchResult& r : results) {
+    std::printf("| %s | %s | %s | %s | %.4f | %.2f | %s | %.2f | %.2f |\n", r.c.kernel.c_str(), r.c.format.c_str(),
+                r.c.shape.c_str(), r.c.variant.c_str(), r.ms, r.gb_per_s,
+                gflops_text(r).c_str(), r.copy_gb_per_s,
+                r.gb_per_s / r.copy_gb_per_s);
+  }
+}
+
+void write_json(const std::string& path, const std::vector<BenchResult>& results) {
+  std::ofstream out(path);
+  if (!out) throw Error("cannot write " + path);
+  out << "[\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const BenchResult& r = results[i];
+    out << "  {\"kernel\": \"" << r.c.kernel << "\", \"format\": \"" << r.c.format << "\", \"shape\": \"" << r.c.shape
+        << "\", \"variant\": \"" << r.c.variant << "\", \"ms\": " << r.ms << ", \"bytes\": " << r.c.bytes
+        << ", \"gb_per_s\": " << r.gb_per_s << ", \"gflops\": " << r.gflops
+        << ", \"copy_gb_per_s\": " << r.copy_gb_per_s << "}" << (i + 1 < results.size() ? "," : "") << "\n";
+  }
+  out << "]\n";
+}
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: megrez-kernel-bench [--device N|NAME] [--profile NAME|PATH] [--reps N] [--warmup N]\n"
+               "                           [--filter TEXT] [--json FILE]\n"
+               "  --device N|NAME   device index or name substring (default: MEGREZ_DEVICE, else best)\n"
+               "  --profile P       cap device limits by a profile (default: MEGREZ_PROFILE)\n"
+               "  --reps N          timed runs per case, median reported (default 20)\n"
+               "  --warmup N        untimed runs first (default 3)\n"
+               "  --filter TEXT     only cases whose kernel or format contains TEXT\n"
+               "  --json FILE       also write the results as JSON\n");
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw Error(arg + " needs a value");
+      return argv[++i];
+    };
+    auto count = [&](int lo) {
+      const std::string v = value();
+      const int n = std::atoi(v.c_str());
+      if (n < lo || std::to_string(n) != v) throw Error(arg + ": expected an integer >= " + std::to_string(lo) + ", got '" + v + "'");
+      return n;
+    };
+    if (arg == "--device") o.context.device = value();
+    else if (arg == "--profile") o.context.profile = value();
+    else if (arg == "--reps") o.reps = count(1);
+    else if (arg == "--warmup") o.warmup = count(0);
+    else if (arg == "--filter") o.filter = value();
+    else if (arg == "--json") o.json_path = value();
+    else if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else {
+      usage(stderr);
+      throw Error("unknown argument '" + arg + "'");
+    }
+  }
+  return o;
+}
+
+int run(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  Context ctx(o.context);
+  if (!ctx.caps().timestamps) throw Error("the device's compute queue cannot write timestamps");
+  std::vector<BenchResult> results;
+  for (const auto& [family, build] : bench_table()) {
+    Arena arena(ctx, "bench-" + family, MemoryUse::Device, 256 << 20);
+    for (BenchCase& c : build(ctx, arena)) {
+      if (!o.filter.empty() && c.kernel.find(o.filter) == std::string::npos &&
+          c.format.find(o.filter) == std::string::npos) {
+        continue;
+      }
+      BenchResult r{c};
+      r.ms = time_ms(ctx, c.record, o);
+      r.gb_per_s = double(c.bytes) / (r.ms * 1e6);
+      r.gflops = c.flops / (r.ms * 1e6);
+      r.copy_gb_per_s = copy_gb_per_s(ctx, c.bytes / 2, o);  // copy moves read + write = bytes
+      results.push_back(std::move(r));
+      std::fprintf(stderr, "%s %s %s %s: %.4f ms\n", c.kernel.c_str(), c.format.c_str(), c.shape.c_str(),
+                   c.variant.c_str(), results.back().ms);
+    }
+  }
+  print_markdown(ctx, results, o);
+  if (!o.json_path.empty()) write_json(o.json_path, results);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "megrez-kernel-bench: %s\n", e.what());
+    return 1;
+  }
+}
