@@ -54,6 +54,11 @@ add_test(NAME spirv-val
 # slowest GPU suite, so it runs in two entries rather than the whole matrix.
 if(TARGET test-engine)
   target_sources(test-engine PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/common/gpu_fixture.cpp)
+  # test_cli.cpp runs the CLI as a user would.
+  if(TARGET megrez-run)
+    add_dependencies(test-engine megrez-run)
+    target_compile_definitions(test-engine PRIVATE MEGREZ_RUN_BINARY="$<TARGET_FILE:megrez-run>")
+  endif()
   add_test(NAME engine COMMAND test-engine)
   set_tests_properties(engine PROPERTIES ENVIRONMENT "${MEGREZ_GPU_TEST_ENV}" LABELS "gpu;default")
   add_test(NAME engine-minimum COMMAND test-engine)
