@@ -289,7 +289,9 @@ TEST_CASE("Model::open: paths that are not models") {
 // ---------------------------------------------------------------- GGUF
 
 TEST_CASE("GGUF: each type loads the same model as the HF directory") {
-  for (const auto& [name, cfg] : config_variants()) {
+  for (const auto& variant : config_variants()) {
+    const std::string& name = variant.first;  // not structured bindings: CAPTURE lambdas (clang 14)
+    const ModelConfig& cfg = variant.second;
     CAPTURE(name);
     TempDir dir;
     write_synthetic_hf(dir / "hf", cfg);
@@ -306,7 +308,9 @@ TEST_CASE("GGUF: each type loads the same model as the HF directory") {
       formats_test::check_same_config(gg->config(), cfg);
       ModelWeights w;
       const auto slots = slots_by_hf_name(*gg, w);
-      for (const auto& [hf_name, slot] : slots) {
+      for (const auto& entry : slots) {
+        const std::string& hf_name = entry.first;
+        const WeightSlot& slot = entry.second;
         CAPTURE(hf_name);
         const std::vector<float>& src = hf_values.at(hf_name);
         const int64_t cols = slot.shape.back();
