@@ -59,9 +59,8 @@ uint64_t rows_floats(uint64_t offset, uint64_t tokens, uint64_t row_stride, uint
 const char* kv_suffix(KvType type) { return type == KvType::F16 ? "_f16" : "_f32"; }
 
 uint64_t decode_shared_bytes(uint32_t head_block, uint32_t head_dim, uint32_t workgroup) {
-  return uint64_t{head_block} * head_dim * 4         // q_shared
-         + uint64_t{head_block} * workgroup * 4      // tile_values
-         + uint64_t{head_block} * 2 * 4;             // head_alpha, head_max
+  return uint64_t{head_block} * head_dim * 4      // q_shared
+         + uint64_t{head_block} * workgroup * 4;  // tile_values
 }
 
 uint64_t prefill_shared_bytes(uint32_t rows, uint32_t key_tile, uint32_t head_dim) {
@@ -69,6 +68,13 @@ uint64_t prefill_shared_bytes(uint32_t rows, uint32_t key_tile, uint32_t head_di
          + uint64_t{key_tile} * head_dim * 4  // kv_tile
          + uint64_t{rows} * key_tile * 4      // scores
          + uint64_t{rows} * 2 * 4;            // row_alpha, row_sum
+}
+
+// Both attention kernels give each invocation one output pair of a head in their P V step.
+void check_head_dim_fits(const AttentionShape& shape, uint32_t workgroup, const char* kernel) {
+  require(shape.head_dim / 2 <= workgroup, kernel,
+          "head_dim " + std::to_string(shape.head_dim) + " is above twice the workgroup size " +
+              std::to_string(workgroup));
 }
 
 uint32_t decode_max_head_block(const DeviceCaps& caps, const AttentionShape& shape, uint32_t workgroup) {
@@ -167,6 +173,7 @@ DecodePlan plan_attention_decode(const DeviceCaps& caps, const AttentionShape& s
   require(n_ctx > 0, "attention_decode", "n_ctx must be positive");
   DecodePlan plan;
   plan.workgroup = workgroup_size(caps);
+  check_head_dim_fits(shape, plan.workgroup, "attention_decode");
   plan.head_block = decode_max_head_block(caps, shape, plan.workgroup);
   const uint64_t min_chunk = uint64_t{kDecodeMinTilesPerSplit} * plan.workgroup;
   const uint64_t splits = std::clamp<uint64_t>(ceil_div(n_ctx, min_chunk), 1, decode_max_splits(shape, plan.head_block));
@@ -210,6 +217,7 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
               " do not cover n_ctx " + std::to_string(a.n_ctx) + " with every split non-empty");
   require(decode_shared_bytes(plan.head_block, s.head_dim, plan.workgroup) <= caps.max_shared_memory, kernel,
           "plan needs more shared memory than the device has");
+  check_head_dim_fits(s, plan.workgroup, kernel);
   const uint64_t qkv_floats = uint64_t{s.q_heads} * s.head_dim;
   check_bytes(q, 4 * (uint64_t{a.q_offset} + qkv_floats), kernel, "q");
   check_bytes(out, 4 * (uint64_t{a.out_offset} + qkv_floats), kernel, "out");
@@ -241,7 +249,8 @@ PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape&
   check_shape(shape, "attention_prefill");
   const uint32_t group_size = shape.q_heads / shape.kv_heads;
   PrefillPlan plan;
-  plan.workgroup = workgroup_size(caps);
+  plan.workgroup = workgroup_size(caps);  // >= 128 on every Vulkan device: rows and key tiles fit
+  check_head_dim_fits(shape, plan.workgroup, "attention_prefill");
   // Most query rows first (each K/V tile is reused by every row), then the longest key tile.
   for (uint32_t rows : {32u, 16u, 8u, 4u, 2u, 1u}) {
     for (uint32_t key_tile : {32u, 16u, 8u, 4u}) {
@@ -278,6 +287,9 @@ void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const Bu
           kernel, "plan has an empty tile or a head block above H / Hkv");
   require(prefill_shared_bytes(plan.head_block * plan.query_block, plan.key_tile, s.head_dim) <= caps.max_shared_memory,
           kernel, "plan needs more shared memory than the device has");
+  require(uint64_t{plan.head_block} * plan.query_block <= plan.workgroup && plan.key_tile <= plan.workgroup, kernel,
+          "plan has more query rows or keys per tile than invocations");
+  check_head_dim_fits(s, plan.workgroup, kernel);
   const uint64_t row_width = uint64_t{s.q_heads} * s.head_dim;
   require(a.tokens == 1 || (a.q_row_stride >= row_width && a.out_row_stride >= row_width), kernel,
           "q_row_stride and out_row_stride must be at least q_heads * head_dim");

@@ -12,7 +12,9 @@
 //            2. per-head tile maximum: the only cross-invocation reduction, in two flavours
 //               (REDUCE_SUBGROUP: subgroupMax + shared partials; REDUCE_SHMEM: a shared tree);
 //            3. p = exp2(score - running max) into shared memory;
-//            4. invocation u owns output pairs (head, 2i..2i+1) and accumulates p * V.
+//            4. p * V: invocation u owns output pair i = u % (HEAD_DIM/2) of every head of the
+//               block over the keys c = u / (HEAD_DIM/2) (mod KEY_GROUPS), so each V pair it
+//               loads serves HEAD_BLOCK heads; the key groups are summed once at the end.
 // KV_F16 / f32 cache: see common/kv_pairs.glsl.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
@@ -30,7 +32,7 @@ layout(constant_id = 5) const uint HEAD_BLOCK = 4;
 const uint TILE = gl_WorkGroupSize.x;
 const uint HALF_DIM = HEAD_DIM / 2;
 const uint OUT_PAIRS = HEAD_BLOCK * HALF_DIM;
-const uint PAIRS_PER_INVOCATION = (OUT_PAIRS + TILE - 1) / TILE;
+const uint KEY_GROUPS = TILE / HALF_DIM;  // the host keeps HALF_DIM <= TILE
 // Below any score, finite so that (sentinel - sentinel) is 0, not NaN, on every driver.
 const float NO_SCORE = -1.0e30;
 const float LOG2_E = 1.4426950408889634;
@@ -42,10 +44,8 @@ layout(set = 0, binding = 0) readonly buffer Q { float q[]; };
 layout(set = 0, binding = 3) writeonly buffer Partials { float partials[]; };
 layout(push_constant) uniform Push { AttentionDecodePush pc; };
 
-shared vec2 q_shared[OUT_PAIRS];              // [head][pair], pre-scaled
+shared vec2 q_shared[OUT_PAIRS];              // [head][pair], pre-scaled; at the end: merge buffer
 shared float tile_values[HEAD_BLOCK * TILE];  // [head][key]: reduction scratch, then p
-shared float head_alpha[HEAD_BLOCK];          // rescale of the running sums this tile
-shared float head_max[HEAD_BLOCK];            // running max after this tile
 
 void main() {
   const uint tid = gl_LocalInvocationIndex;
@@ -70,11 +70,14 @@ void main() {
   const uint chunk_end = min(chunk_begin + pc.chunk, pc.n_ctx);
   float running_max[HEAD_BLOCK];
   for (uint j = 0; j < HEAD_BLOCK; ++j) running_max[j] = NO_SCORE;
-  vec2 acc[PAIRS_PER_INVOCATION];
-  float sum[PAIRS_PER_INVOCATION];
-  for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) {
-    acc[k] = vec2(0.0);
-    sum[k] = 0.0;
+  // Step 4's role: output pair `pair` of every head, keys key_group, key_group + KEY_GROUPS, ...
+  const uint pair = tid % HALF_DIM;
+  const uint key_group = tid / HALF_DIM;
+  vec2 acc[HEAD_BLOCK];
+  float sum[HEAD_BLOCK];
+  for (uint j = 0; j < HEAD_BLOCK; ++j) {
+    acc[j] = vec2(0.0);
+    sum[j] = 0.0;
   }
 
   for (uint tile = chunk_begin; tile < chunk_end; tile += TILE) {
@@ -123,52 +126,63 @@ void main() {
 #endif
     barrier();  // everyone has read the scratch before it is overwritten with p
 
-    // 3. Probabilities against the new running max; rescale factors for the old sums.
+    // 3. Probabilities against the new running max; old sums rescaled. Every invocation
+    //    holds the same maxima, so each rescales its own accumulators without sharing.
     for (uint j = 0; j < HEAD_BLOCK; ++j) {
       const float new_max = max(running_max[j], tile_max[j]);
-      if (tid == 0) {
-        head_alpha[j] = exp2(running_max[j] - new_max);
-        head_max[j] = new_max;
-      }
+      const float alpha = exp2(running_max[j] - new_max);
+      acc[j] *= alpha;
+      sum[j] *= alpha;
       running_max[j] = new_max;
       tile_values[j * TILE + tid] = exp2(score[j] - new_max);
     }
     barrier();
 
-    // 4. acc = acc * alpha + sum_c p[c] * V[c] for the output pairs this invocation owns.
-    for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) {
-      const uint o = tid + k * TILE;
-      if (o < OUT_PAIRS) {
-        const uint j = o / HALF_DIM;
-        const float alpha = head_alpha[j];
-        vec2 a = acc[k] * alpha;
-        float l = sum[k] * alpha;
-        uint value_pair = tile * row_pairs + head_pairs + (o - j * HALF_DIM);
-        for (uint c = 0; c < tile_len; ++c, value_pair += row_pairs) {
+    // 4. acc += sum_c p[c] * V[c] over this invocation's keys of the tile.
+    if (key_group < KEY_GROUPS) {
+      uint value_pair = (tile + key_group) * row_pairs + head_pairs + pair;
+      for (uint c = key_group; c < tile_len; c += KEY_GROUPS, value_pair += KEY_GROUPS * row_pairs) {
+        const vec2 v = load_v_pair(value_pair);
+        for (uint j = 0; j < HEAD_BLOCK; ++j) {
           const float p = tile_values[j * TILE + c];
-          a += p * load_v_pair(value_pair);
-          l += p;
+          acc[j] += p * v;
+          sum[j] += p;
         }
-        acc[k] = a;
-        sum[k] = l;
       }
     }
-    barrier();  // p and head_alpha are rewritten by the next tile
+    barrier();  // p is rewritten by the next tile
+  }
+
+  // Sum the key groups into group 0 (q_shared and tile_values are free now).
+  for (uint g = 1; g < KEY_GROUPS; ++g) {
+    if (key_group == g) {
+      for (uint j = 0; j < HEAD_BLOCK; ++j) {
+        q_shared[j * HALF_DIM + pair] = acc[j];
+        if (pair == 0) tile_values[j] = sum[j];
+      }
+    }
+    barrier();
+    if (key_group == 0) {
+      for (uint j = 0; j < HEAD_BLOCK; ++j) {
+        acc[j] += q_shared[j * HALF_DIM + pair];
+        sum[j] += tile_values[j];
+      }
+    }
+    barrier();
   }
 
   // Unnormalised partial result of this split: [m, l, acc[HEAD_DIM]] per query head.
-  for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) {
-    const uint o = tid + k * TILE;
-    const uint j = o / HALF_DIM;
-    if (o < OUT_PAIRS && j < heads_here) {
-      const uint i = o - j * HALF_DIM;
-      const uint base = (gl_WorkGroupID.x * pc.q_heads + first_head + j) * (HEAD_DIM + 2);
-      if (i == 0) {
-        partials[base] = head_max[j];
-        partials[base + 1] = sum[k];
+  if (key_group == 0) {
+    for (uint j = 0; j < HEAD_BLOCK; ++j) {
+      if (j < heads_here) {
+        const uint base = (gl_WorkGroupID.x * pc.q_heads + first_head + j) * (HEAD_DIM + 2);
+        if (pair == 0) {
+          partials[base] = running_max[j];
+          partials[base + 1] = sum[j];
+        }
+        partials[base + 2 + 2 * pair] = acc[j].x;
+        partials[base + 3 + 2 * pair] = acc[j].y;
       }
-      partials[base + 2 + 2 * i] = acc[k].x;
-      partials[base + 3 + 2 * i] = acc[k].y;
     }
   }
 }

@@ -22,8 +22,15 @@ layout(constant_id = 7) const uint KEY_TILE = 32;
 const uint THREADS = gl_WorkGroupSize.x;
 const uint HALF_DIM = HEAD_DIM / 2;
 const uint ROWS = QUERY_BLOCK * HEAD_BLOCK;
-const uint SCORES_PER_INVOCATION = (ROWS * KEY_TILE + THREADS - 1) / THREADS;
-const uint PAIRS_PER_INVOCATION = (ROWS * HALF_DIM + THREADS - 1) / THREADS;
+// Register blocking (the host keeps KEY_TILE <= THREADS and HALF_DIM <= THREADS):
+// scores: invocation u takes key u % KEY_TILE for rows u / KEY_TILE + SCORE_GROUPS * m, so
+//         each K pair it reads serves SCORE_ROWS rows;
+// P V:    invocation u takes output pair u % HALF_DIM for rows u / HALF_DIM + PV_GROUPS * m,
+//         so each V pair it reads serves PV_ROWS rows.
+const uint SCORE_GROUPS = THREADS / KEY_TILE;
+const uint SCORE_ROWS = (ROWS + SCORE_GROUPS - 1) / SCORE_GROUPS;
+const uint PV_GROUPS = THREADS / HALF_DIM;
+const uint PV_ROWS = (ROWS + PV_GROUPS - 1) / PV_GROUPS;
 const float NO_SCORE = -1.0e30;  // finite: (NO_SCORE - NO_SCORE) is 0 on every driver
 const float LOG2_E = 1.4426950408889634;
 
@@ -69,8 +76,10 @@ void main() {
   // Invocation r < ROWS keeps row r's running max and sum.
   float running_max = NO_SCORE;
   float running_sum = 0.0;
-  vec2 acc[PAIRS_PER_INVOCATION];
-  for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) acc[k] = vec2(0.0);
+  const uint score_key = tid % KEY_TILE, score_group = tid / KEY_TILE;
+  const uint pv_pair = tid % HALF_DIM, pv_group = tid / HALF_DIM;
+  vec2 acc[PV_ROWS];
+  for (uint m = 0; m < PV_ROWS; ++m) acc[m] = vec2(0.0);
 
   // Keys 0 .. keys_end-1: everything the block's last query sees.
   const uint keys_end = pc.pos0 + first_query + queries_here;
@@ -83,15 +92,23 @@ void main() {
     }
     barrier();  // also orders the q_tile writes before the first scores
 
-    for (uint k = 0; k < SCORES_PER_INVOCATION; ++k) {
-      const uint o = tid + k * THREADS;
-      if (o < ROWS * KEY_TILE) {
-        const uint r = o / KEY_TILE, c = o % KEY_TILE;
-        float s = 0.0;
-        for (uint i = 0; i < HALF_DIM; ++i) s += dot(q_tile[r * HALF_DIM + i], kv_tile[c * HALF_DIM + i]);
-        // Causal mask; a padding row (query past the chunk) behaves like the last query.
-        const uint query = min(r / HEAD_BLOCK, queries_here - 1);
-        scores[o] = tile + c <= pc.pos0 + first_query + query ? s : NO_SCORE;
+    if (score_group < SCORE_GROUPS) {
+      float s[SCORE_ROWS];
+      for (uint m = 0; m < SCORE_ROWS; ++m) s[m] = 0.0;
+      for (uint i = 0; i < HALF_DIM; ++i) {
+        const vec2 k = kv_tile[score_key * HALF_DIM + i];
+        for (uint m = 0; m < SCORE_ROWS; ++m) {
+          const uint r = min(score_group + m * SCORE_GROUPS, ROWS - 1);  // clamped rows are not stored
+          s[m] += dot(q_tile[r * HALF_DIM + i], k);
+        }
+      }
+      for (uint m = 0; m < SCORE_ROWS; ++m) {
+        const uint r = score_group + m * SCORE_GROUPS;
+        if (r < ROWS) {
+          // Causal mask; a padding row (query past the chunk) behaves like the last query.
+          const uint query = min(r / HEAD_BLOCK, queries_here - 1);
+          scores[r * KEY_TILE + score_key] = tile + score_key <= pc.pos0 + first_query + query ? s[m] : NO_SCORE;
+        }
       }
     }
     barrier();
@@ -119,13 +136,13 @@ void main() {
     }
     barrier();
 
-    for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) {
-      const uint o = tid + k * THREADS;
-      if (o < ROWS * HALF_DIM) {
-        const uint r = o / HALF_DIM, i = o % HALF_DIM;
-        vec2 a = acc[k] * row_alpha[r];
-        for (uint c = 0; c < tile_len; ++c) a += scores[r * KEY_TILE + c] * kv_tile[c * HALF_DIM + i];
-        acc[k] = a;
+    if (pv_group < PV_GROUPS) {
+      for (uint m = 0; m < PV_ROWS; ++m) acc[m] *= row_alpha[min(pv_group + m * PV_GROUPS, ROWS - 1)];
+      for (uint c = 0; c < tile_len; ++c) {
+        const vec2 v = kv_tile[c * HALF_DIM + pv_pair];
+        for (uint m = 0; m < PV_ROWS; ++m) {
+          acc[m] += scores[min(pv_group + m * PV_GROUPS, ROWS - 1) * KEY_TILE + c] * v;
+        }
       }
     }
     barrier();  // kv_tile, scores and row_alpha are rewritten by the next tile
@@ -133,13 +150,12 @@ void main() {
 
   if (tid < ROWS) row_sum[tid] = running_sum;
   barrier();
-  for (uint k = 0; k < PAIRS_PER_INVOCATION; ++k) {
-    const uint o = tid + k * THREADS;
-    const uint r = o / HALF_DIM;
+  for (uint m = 0; m < PV_ROWS; ++m) {
+    const uint r = pv_group + m * PV_GROUPS;
     const uint t = r / HEAD_BLOCK, j = r % HEAD_BLOCK;
-    if (o < ROWS * HALF_DIM && t < queries_here && j < heads_here) {
-      const uint first = (first_query + t) * pc.out_row_stride + (first_head + j) * HEAD_DIM + 2 * (o - r * HALF_DIM);
-      const vec2 value = acc[k] / row_sum[r];
+    if (pv_group < PV_GROUPS && r < ROWS && t < queries_here && j < heads_here) {
+      const uint first = (first_query + t) * pc.out_row_stride + (first_head + j) * HEAD_DIM + 2 * pv_pair;
+      const vec2 value = acc[m] / row_sum[r];
       out_values[first] = value.x;
       out_values[first + 1] = value.y;
     }

@@ -1,8 +1,6 @@
 // Split-K decode attention (attention_decode.comp + attention_combine.comp) against the fp64
 // reference, over head dims, GQA ratios, context lengths, both cache types and both
 // reduction flavours.
-#include <chrono>
-
 #include "attention_test_run.h"
 #include "loader/error.h"
 
@@ -55,7 +53,7 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention decode: odd workgroups, many or one 
   const AttentionShape shape{16, 2, 64};  // groups of 8 query heads
   for (Reduction reduction : reductions(ctx)) {
     CAPTURE(reduction == Reduction::Shmem ? "shmem" : "subgroup");
-    for (uint32_t workgroup : {20u, 96u, 128u}) {
+    for (uint32_t workgroup : {40u, 96u, 128u}) {  // 32 output pairs: 1, 3 and 4 key groups
       for (uint32_t head_block : {8u, 3u, 1u}) {
         CAPTURE(workgroup);
         CAPTURE(head_block);
@@ -79,10 +77,8 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention decode at Megrez2 sizes and a long c
       CHECK(test::run_decode_case(ctx, {{16, kv_heads, 128}, type, 1, 4095, 4}) <= kTolerance);
     }
   }
-  const auto start = std::chrono::steady_clock::now();
-  CHECK(test::run_decode_case(ctx, {{16, 4, 128}, KvType::F16, 1, 32767, 5}) <= kTolerance);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  MESSAGE("n_ctx 32768 (H 16, Hkv 4, Dh 128, f16) incl. data and reference: " << seconds << " s");
+  // 8192 rows (the 32768-row case takes ~6 s on a loaded lavapipe, mostly the GPU part).
+  CHECK(test::run_decode_case(ctx, {{16, 4, 128}, KvType::F16, 1, 8191, 5}) <= kTolerance);
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "record_attention_decode rejects bad shapes, plans and buffers") {
@@ -134,8 +130,11 @@ TEST_CASE("decode plans cover the context with non-empty splits and fit the shar
             attention_decode_max_partials_bytes(caps, shape, 32768));
     }
   }
-  // 16 query heads per kv head do not fit 16 KiB at Dh 128: two blocks of 8.
-  CHECK(plan_attention_decode(caps, {16, 1, 128}, 100).head_block == 8);
+  // q (16 x 128 floats) plus 16 x 128 scores fill 16 KiB exactly; at Dh 256 they do not,
+  // and the 16 query heads of a kv head go in two blocks of 8.
+  CHECK(plan_attention_decode(caps, {16, 1, 128}, 100).head_block == 16);
+  CHECK(plan_attention_decode(caps, {16, 1, 256}, 100).head_block == 8);
   CHECK(plan_attention_decode(caps, {16, 4, 128}, 100).head_block == 4);
   CHECK_THROWS_AS(plan_attention_decode(caps, {16, 4, 4096}, 100), Error);
+  CHECK_THROWS_AS(plan_attention_decode(caps, {4, 4, 258}, 100), Error);  // 129 pairs > 128 invocations
 }

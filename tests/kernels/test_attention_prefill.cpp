@@ -42,7 +42,7 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention prefill matches fp64 over the shape 
 
 TEST_CASE_FIXTURE(test::GpuTest, "attention prefill: odd tiles, workgroups and partial head blocks") {
   const AttentionShape shape{16, 2, 64};  // groups of 8 query heads
-  for (uint32_t workgroup : {20u, 128u}) {
+  for (uint32_t workgroup : {40u, 128u}) {  // 32 output pairs
     for (PrefillPlan plan : {PrefillPlan{0, 3, 3, 5}, PrefillPlan{0, 8, 1, 4}, PrefillPlan{0, 1, 7, 32}}) {
       plan.workgroup = workgroup;
       CAPTURE(workgroup);
@@ -109,4 +109,5 @@ TEST_CASE("prefill plans fit the shared memory and prefer many rows") {
   CHECK(p.head_block == 3);
   CHECK(p.query_block == 10);
   CHECK_THROWS_AS(plan_attention_prefill(caps, {16, 4, 8192}), Error);
+  CHECK_THROWS_AS(plan_attention_prefill(caps, {4, 4, 258}), Error);  // 129 pairs > 128 invocations
 }
