@@ -15,6 +15,7 @@
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/linear_ops.h"
+#include "runtime/stage_profiler.h"
 #include "shaders/abi/moe_sort.h"
 #include "shaders/abi/router.h"
 
@@ -99,6 +100,7 @@ struct Engine::Impl {
   std::unique_ptr<Activations> act;
   std::unique_ptr<Forward> forward;
   std::unique_ptr<CommandBuffer> cmd;
+  std::unique_ptr<StageProfiler> stages;  // only with options.profile_stages
   Sampler sampler;
   bool sampler_seeded = false;
   uint32_t position = 0;
@@ -158,8 +160,10 @@ void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
   std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
   cmd->begin();
+  if (stages) stages->reset(*cmd);
   forward->record(*cmd, position, uint32_t(ids.size()), out);
   cmd->submit_and_wait();
+  if (stages) stages->collect();
   position += uint32_t(ids.size());
 }
 
@@ -182,6 +186,10 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act);
   m->cmd = std::make_unique<CommandBuffer>(ctx);
   m->warm_up();
+  if (options.profile_stages) {  // after the warm-up, which records without a profiler reset
+    m->stages = std::make_unique<StageProfiler>(ctx, Forward::max_stage_scopes(m->config));
+    m->forward->set_stage_profiler(m->stages.get());
+  }
   m->stats.weight_bytes = m->weights->bytes();
   m->stats.kv_cache_bytes = m->cache->bytes();
   m->stats.activation_bytes = Activations::bytes_needed(ctx, m->config, m->chunk, m->context_length);
@@ -292,5 +300,16 @@ int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& opti
 void Engine::reset() { impl_->position = 0; }
 uint32_t Engine::position() const { return impl_->position; }
 const EngineStats& Engine::stats() const { return impl_->stats; }
+
+std::vector<StageTiming> Engine::stage_timings() const {
+  std::vector<StageTiming> out;
+  if (!impl_->stages) return out;
+  for (const StageTotal& t : impl_->stages->totals()) out.push_back({t.stage, t.ms, t.weight_bytes});
+  return out;
+}
+
+void Engine::reset_stage_timings() {
+  if (impl_->stages) impl_->stages->clear();
+}
 
 }  // namespace megrez

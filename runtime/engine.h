@@ -42,6 +42,18 @@ struct EngineOptions {
   uint32_t chunk = 0;               // prefill tokens per GPU pass; 0: chosen from the device
   uint64_t memory_limit = 0;        // device bytes the engine may use; 0: the largest device-local heap
   std::string pipeline_cache;       // pipeline cache file, "off", or "" for the default location
+  bool profile_stages = false;      // GPU timestamps around each stage of every pass (stage_timings())
+};
+
+// GPU time of one stage of the forward pass, summed over every pass since the engine loaded
+// or reset_stage_timings() (EngineOptions::profile_stages). Stages: embed, norms, attention
+// (q/k/v/o projections, RoPE, KV store, attention), router, experts (routed experts and their
+// combine), shared MLP, dense MLP, lm_head, sampling (GPU argmax) / logits read-back.
+struct StageTiming {
+  std::string stage;
+  double ms = 0;
+  uint64_t weight_bytes = 0;        // weights its kernels read; experts: k per token, so in a
+                                    // prefill chunk an upper bound (min(E, T*k) experts)
 };
 
 struct EngineStats {
@@ -95,6 +107,9 @@ class Engine {
   void reset();                     // forget the sequence (position 0); weights stay loaded
   uint32_t position() const;        // tokens in the KV cache
   const EngineStats& stats() const;
+  // Per-stage totals in first-recorded order; empty unless options.profile_stages.
+  std::vector<StageTiming> stage_timings() const;
+  void reset_stage_timings();
 
   struct Impl;
 

@@ -4,6 +4,7 @@
 // simple, correct synchronisation first (design.md #8).
 #include "runtime/forward.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/attention_ops.h"
@@ -14,10 +15,23 @@ namespace megrez {
 
 namespace {
 void sync(CommandBuffer& cmd) { barrier_compute_to_compute(cmd); }
+
+// Weight bytes a stage reads, for the stage profiler's GB/s.
+uint64_t bytes_of(const DeviceTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
+uint64_t bytes_of(const DeviceMlp& m) { return 2 * uint64_t(row_bytes(m.gate_up_dtype, m.dim)) * m.inter + bytes_of(m.down); }
+uint64_t bytes_of(const DeviceSplitTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
+uint64_t expert_bytes(const DeviceExpertPool& p) {
+  const ExpertSlotLayout& l = p.slots.layout;
+  return 2 * uint64_t(row_bytes(l.gate_up, l.dim)) * l.inter + uint64_t(row_bytes(l.down, l.inter)) * l.dim;
+}
 }  // namespace
 
 Forward::Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act)
     : c_(config), model_(model), cache_(cache), act_(act) {}
+
+// Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
+// then embed, final norm, lm_head, read-back.
+uint32_t Forward::max_stage_scopes(const ModelConfig& config) { return 7 * uint32_t(config.num_hidden_layers) + 8; }
 
 void Forward::record(CommandBuffer& cmd, uint32_t pos0, uint32_t T, LogitsOut out) const {
   const auto D = uint32_t(c_.hidden_size);
@@ -27,46 +41,79 @@ void Forward::record(CommandBuffer& cmd, uint32_t pos0, uint32_t T, LogitsOut ou
   const Activations& a = act_;
 
   // x = embed_tokens[ids]
-  embed(cmd, T);                                                                      sync(cmd);
+  {
+    StageScope stage(stages_, cmd, "embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
+    embed(cmd, T);                                                                    sync(cmd);
+  }
   for (int64_t i = 0; i < c_.num_hidden_layers; ++i) {
     const DeviceLayer& L = model_.layers[size_t(i)];
-    // h = RMSNorm(x, input_layernorm[i])
-    record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                      sync(cmd);
-    // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
-    linear(cmd, L.wq, a.h, a.q, T, false);
-    linear(cmd, L.wk, a.h, a.k, T, false);
-    linear(cmd, L.wv, a.h, a.v, T, false);                                            sync(cmd);
-    // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
-    record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
-    record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
-                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(cmd);
-    // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
-    attention(cmd, i, pos0, T);                                                       sync(cmd);
-    // x = x + a Wo^T
-    linear(cmd, L.wo, a.attn, a.x, T, true);                                          sync(cmd);
+    {
+      // h = RMSNorm(x, input_layernorm[i])
+      StageScope stage(stages_, cmd, "norms", bytes_of(L.attn_norm));
+      record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                    sync(cmd);
+    }
+    {
+      StageScope stage(stages_, cmd, "attention", bytes_of(L.wq) + bytes_of(L.wk) + bytes_of(L.wv) + bytes_of(L.wo));
+      // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
+      linear(cmd, L.wq, a.h, a.q, T, false);
+      linear(cmd, L.wk, a.h, a.k, T, false);
+      linear(cmd, L.wv, a.h, a.v, T, false);                                          sync(cmd);
+      // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
+      record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
+      record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
+                      {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});            sync(cmd);
+      // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
+      attention(cmd, i, pos0, T);                                                     sync(cmd);
+      // x = x + a Wo^T
+      linear(cmd, L.wo, a.attn, a.x, T, true);                                        sync(cmd);
+    }
     // h2 = RMSNorm(x, post_attention_layernorm[i])
     const BufferRange& h2 = a.h2(i);
-    record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                        sync(cmd);
+    {
+      StageScope stage(stages_, cmd, "norms", bytes_of(L.ffn_norm));
+      record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                      sync(cmd);
+    }
     if (!c_.is_moe_layer(i)) {
       // x = x + down0( silu(gate0 h2) * up0 h2 )
+      StageScope stage(stages_, cmd, "dense MLP", bytes_of(L.mlp));
       swiglu_mlp(cmd, L.mlp, h2, a.x, T, true);                                       sync(cmd);
     } else {
-      // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
-      route(cmd, L, a.h2(i - 1), T);                                                  sync(cmd);
-      // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
-      routed_experts(cmd, model_.pools[size_t(L.pool)], h2, T);
-      // shared = SharedMLP[i](h2)
-      swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                                sync(cmd);
+      {
+        // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
+        StageScope stage(stages_, cmd, "router", bytes_of(L.router) + bytes_of(L.router_bias));
+        route(cmd, L, a.h2(i - 1), T);                                                sync(cmd);
+      }
+      const DeviceExpertPool& pool = model_.pools[size_t(L.pool)];
+      {
+        // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2. Weights read:
+        // exact for one token (k distinct experts), an upper bound for a prefill chunk.
+        const uint64_t used = std::min<uint64_t>(pool.n_experts, uint64_t(T) * uint32_t(c_.num_experts_per_tok));
+        StageScope stage(stages_, cmd, "experts", used * expert_bytes(pool));
+        routed_experts(cmd, pool, h2, T);
+      }
+      {
+        // shared = SharedMLP[i](h2)
+        StageScope stage(stages_, cmd, "shared MLP", bytes_of(L.mlp));
+        swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                              sync(cmd);
+      }
       // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
+      StageScope stage(stages_, cmd, "experts");
       record_moe_combine(cmd, a.expert_y, a.route_w, a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
                          true);                                                       sync(cmd);
     }
     // pg = h2: layer i+1 reads a.h2(i), so nothing is copied
   }
   if (out == LogitsOut::None) return;
-  // logits = RMSNorm(x, norm) lm_head^T
-  record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                 sync(cmd);
-  lm_head(cmd, T, out);
+  {
+    // logits = RMSNorm(x, norm) lm_head^T
+    StageScope stage(stages_, cmd, "norms", bytes_of(model_.output_norm));
+    record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);               sync(cmd);
+  }
+  {
+    StageScope stage(stages_, cmd, "lm_head", bytes_of(model_.output));
+    lm_head(cmd, T, out);
+  }
+  StageScope stage(stages_, cmd, out == LogitsOut::Argmax ? "sampling" : "logits read-back");
   read_back(cmd, T, out);
 }
 

@@ -10,6 +10,7 @@
 #include "runtime/commands.h"
 #include "runtime/device_model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/stage_profiler.h"
 
 namespace megrez {
 
@@ -30,6 +31,11 @@ class Forward {
   // Requires 1 <= T <= act.tokens and pos0 + T <= cache capacity (the engine checks).
   void record(CommandBuffer& cmd, uint32_t pos0, uint32_t tokens, LogitsOut out) const;
 
+  // Optional per-stage timestamps (null: none). The caller resets the profiler in each
+  // recording and collects after the submission; max_stage_scopes() sizes it.
+  void set_stage_profiler(StageProfiler* profiler) { stages_ = profiler; }
+  static uint32_t max_stage_scopes(const ModelConfig& config);
+
  private:
   void linear(CommandBuffer& cmd, const DeviceTensor& w, const BufferRange& x, const BufferRange& y, uint32_t T,
               bool accumulate) const;
@@ -46,6 +52,7 @@ class Forward {
   const DeviceModel& model_;
   const KvCache& cache_;
   Activations& act_;
+  StageProfiler* stages_ = nullptr;
 };
 
 }  // namespace megrez
