@@ -117,7 +117,8 @@ DeviceSplitTensor place_split(Placer& placer, const TensorView& t) {
   return d;
 }
 
-// gate and up in one binding; up starts at the binding offset alignment so both slice.
+// gate and up in one binding where they fit (up starts at the binding offset alignment, so
+// each also slices out on its own), else in two.
 DeviceMlp place_mlp(Placer& placer, const TensorView& gate, const TensorView& up, const TensorView& down) {
   if (gate.empty() || up.empty()) throw Error("tensor " + (gate.empty() ? gate.name : up.name) + " is missing");
   if (gate.dtype != up.dtype || gate.shape != up.shape) {
@@ -125,16 +126,29 @@ DeviceMlp place_mlp(Placer& placer, const TensorView& gate, const TensorView& up
                 dtype_name(gate.dtype) + " and " + dtype_name(up.dtype) + ")");
   }
   DeviceMlp m;
-  m.gate_up_dtype = gate.dtype;
-  m.inter = to_u32(gate.rows(), gate.name);
-  m.dim = to_u32(gate.cols(), gate.name);
-  const uint64_t align = std::max<uint64_t>(placer.caps().storage_offset_alignment, 4);
-  const uint64_t up_offset = round_up(gate.bytes.size(), align);
-  m.up_offset = to_u32(int64_t(up_offset), gate.name);
-  m.gate_up = placer.place(up_offset + round_up(up.bytes.size(), 4), "tensors " + gate.name + " + " + up.name);
-  write_padded(placer, m.gate_up, 0, gate.bytes);
-  write_padded(placer, m.gate_up, up_offset, up.bytes);
   m.down = place_tensor(placer, down);
+  const uint64_t align = std::max<uint64_t>(placer.caps().storage_offset_alignment, 4);
+  const uint64_t gate_bytes = round_up(gate.bytes.size(), 4);
+  const uint64_t up_offset = round_up(gate_bytes, align);
+  if (up_offset + gate_bytes > placer.caps().max_storage_range) {
+    m.gate = place_tensor(placer, gate);
+    m.up = place_tensor(placer, up);
+    return m;
+  }
+  const BufferRange both = placer.place(up_offset + gate_bytes, "tensors " + gate.name + " + " + up.name);
+  write_padded(placer, both, 0, gate.bytes);
+  write_padded(placer, both, up_offset, up.bytes);
+  for (DeviceTensor* t : {&m.gate, &m.up}) {
+    t->dtype = gate.dtype;
+    t->rows = to_u32(gate.rows(), gate.name);
+    t->cols = to_u32(gate.cols(), gate.name);
+  }
+  if (!placer.counting()) {
+    m.gate.range = both.slice(0, gate_bytes);
+    m.up.range = both.slice(up_offset, gate_bytes);
+  }
+  m.gate_up = both;
+  m.up_offset = uint32_t(up_offset);
   return m;
 }
 

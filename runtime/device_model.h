@@ -4,13 +4,14 @@
 // decode it. Three layout decisions follow from the kernels and from phone limits:
 //   - the embedding and lm_head are split by rows so no binding exceeds caps.max_storage_range
 //     (Megrez2's 128880 x 2048 tables do at any precision above ~3.9 bits);
-//   - a SwiGLU MLP's gate and up share one binding (gate at 0, up at up_offset) because the
-//     fused decode kernel (swiglu_fused_<fmt>) reads both from one buffer;
+//   - a SwiGLU MLP's gate and up share one binding (gate at 0, up at up_offset) where it fits,
+//     because the fused decode kernel (swiglu_fused_<fmt>) reads both from one buffer;
 //   - routed experts live in "slots" of one layout (gate, up, down back to back) in a slot
 //     store cut into parts of whole slots, with an expert id -> slot table per pool
 //     (shaders/abi/moe.h). Resident mode fills slot e with expert e; streaming reuses the same
 //     kernels with a smaller store and a changing table.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,13 +40,13 @@ struct DeviceSplitTensor {        // a matrix [rows, cols] stored as parts of wh
 };
 
 struct DeviceMlp {                // SwiGLU: down( silu(gate x) * (up x) )
-  DType gate_up_dtype = DType::F32;
-  uint32_t inter = 0, dim = 0;
-  BufferRange gate_up;            // gate [inter, dim] at byte 0, up [inter, dim] at up_offset
-  uint32_t up_offset = 0;         // aligned to the binding offset alignment, so gate/up slice
-  BufferRange gate() const { return gate_up.slice(0, up_offset); }
-  BufferRange up() const { return gate_up.slice(up_offset, gate_up.size - up_offset); }
+  DeviceTensor gate;              // [inter, dim]
+  DeviceTensor up;                // [inter, dim] (same format as gate)
   DeviceTensor down;              // [dim, inter]
+  // gate and up as ONE binding (gate at byte 0, up at up_offset), for the fused decode kernel;
+  // absent when the pair exceeds the device's largest binding (then gate and up are separate).
+  std::optional<BufferRange> gate_up;
+  uint32_t up_offset = 0;
 };
 
 struct DeviceExpertPool {         // the routed experts one group of layers shares

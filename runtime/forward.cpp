@@ -18,7 +18,7 @@ void sync(CommandBuffer& cmd) { barrier_compute_to_compute(cmd); }
 
 // Weight bytes a stage reads, for the stage profiler's GB/s.
 uint64_t bytes_of(const DeviceTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
-uint64_t bytes_of(const DeviceMlp& m) { return 2 * uint64_t(row_bytes(m.gate_up_dtype, m.dim)) * m.inter + bytes_of(m.down); }
+uint64_t bytes_of(const DeviceMlp& m) { return bytes_of(m.gate) + bytes_of(m.up) + bytes_of(m.down); }
 uint64_t bytes_of(const DeviceSplitTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
 uint64_t expert_bytes(const DeviceExpertPool& p) {
   const ExpertSlotLayout& l = p.slots.layout;
@@ -133,14 +133,13 @@ void Forward::linear(CommandBuffer& cmd, const DeviceTensor& w, const BufferRang
 // out (+)= down( silu(gate x) * (up x) ).
 void Forward::swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out,
                          uint32_t T, bool accumulate) const {
-  if (T == 1) {
-    record_swiglu_fused(cmd, {mlp.gate_up_dtype, 1, mlp.dim, mlp.inter, 0, mlp.up_offset}, mlp.gate_up, x, act_.mlp_h);
+  if (T == 1 && mlp.gate_up) {
+    record_swiglu_fused(cmd, {mlp.gate.dtype, 1, mlp.gate.cols, mlp.gate.rows, 0, mlp.up_offset}, *mlp.gate_up, x,
+                        act_.mlp_h);
   } else {
-    const DeviceTensor gate{mlp.gate_up_dtype, mlp.inter, mlp.dim, mlp.gate()};
-    const DeviceTensor up{mlp.gate_up_dtype, mlp.inter, mlp.dim, mlp.up()};
-    linear(cmd, gate, x, act_.mlp_gate, T, false);
-    linear(cmd, up, x, act_.mlp_up, T, false);                                      sync(cmd);
-    record_swiglu(cmd, act_.mlp_gate, act_.mlp_up, act_.mlp_h, T * mlp.inter);
+    linear(cmd, mlp.gate, x, act_.mlp_gate, T, false);
+    linear(cmd, mlp.up, x, act_.mlp_up, T, false);                                   sync(cmd);
+    record_swiglu(cmd, act_.mlp_gate, act_.mlp_up, act_.mlp_h, T * mlp.gate.rows);
   }
   sync(cmd);
   linear(cmd, mlp.down, act_.mlp_h, out, T, accumulate);
