@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "runtime/attention_ops.h"
 #include "runtime/linear_ops.h"
@@ -14,16 +15,47 @@
 namespace megrez {
 
 namespace {
+
 void sync(CommandBuffer& cmd) { barrier_compute_to_compute(cmd); }
+
+// Stage boundaries for the optional profiler: each call closes the previous stage and opens
+// the next, so the pass stays flat; without a profiler it records nothing.
+class Stages {
+ public:
+  Stages(StageProfiler* profiler, CommandBuffer& cmd) : profiler_(profiler), cmd_(cmd) {}
+  ~Stages() { close(); }
+  Stages(const Stages&) = delete;
+  Stages& operator=(const Stages&) = delete;
+  void operator()(std::string_view name, uint64_t weight_bytes = 0) {
+    if (!profiler_) return;
+    close();
+    scope_ = profiler_->begin(cmd_, name, weight_bytes);
+    open_ = true;
+  }
+
+ private:
+  void close() {
+    if (open_) profiler_->end(cmd_, scope_);
+    open_ = false;
+  }
+  StageProfiler* profiler_;
+  CommandBuffer& cmd_;
+  uint32_t scope_ = 0;
+  bool open_ = false;
+};
 
 // Weight bytes a stage reads, for the stage profiler's GB/s.
 uint64_t bytes_of(const DeviceTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
 uint64_t bytes_of(const DeviceMlp& m) { return bytes_of(m.gate) + bytes_of(m.up) + bytes_of(m.down); }
 uint64_t bytes_of(const DeviceSplitTensor& t) { return uint64_t(row_bytes(t.dtype, t.cols)) * t.rows; }
-uint64_t expert_bytes(const DeviceExpertPool& p) {
+// Routed-expert weights a pass reads: exact for one token (k distinct experts), an upper bound
+// for a prefill chunk (min(E, T*k) experts).
+uint64_t expert_bytes_read(const DeviceExpertPool& p, uint64_t entries) {
   const ExpertSlotLayout& l = p.slots.layout;
-  return 2 * uint64_t(row_bytes(l.gate_up, l.dim)) * l.inter + uint64_t(row_bytes(l.down, l.inter)) * l.dim;
+  const uint64_t one = 2 * uint64_t(row_bytes(l.gate_up, l.dim)) * l.inter + uint64_t(row_bytes(l.down, l.inter)) * l.dim;
+  return std::min<uint64_t>(p.n_experts, entries) * one;
 }
+
 }  // namespace
 
 Forward::Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act)
@@ -39,81 +71,62 @@ void Forward::record(CommandBuffer& cmd, uint32_t pos0, uint32_t T, LogitsOut ou
   const auto Dh = uint32_t(c_.head_dim);
   const auto eps = float(c_.rms_norm_eps);
   const Activations& a = act_;
+  Stages stage(stages_, cmd);  // optional GPU timestamps per stage; free when off
 
   // x = embed_tokens[ids]
-  {
-    StageScope stage(stages_, cmd, "embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
-    embed(cmd, T);                                                                    sync(cmd);
-  }
+  stage("embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
+  embed(cmd, T);                                                                      sync(cmd);
   for (int64_t i = 0; i < c_.num_hidden_layers; ++i) {
     const DeviceLayer& L = model_.layers[size_t(i)];
-    {
-      // h = RMSNorm(x, input_layernorm[i])
-      StageScope stage(stages_, cmd, "norms", bytes_of(L.attn_norm));
-      record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                    sync(cmd);
-    }
-    {
-      StageScope stage(stages_, cmd, "attention", bytes_of(L.wq) + bytes_of(L.wk) + bytes_of(L.wv) + bytes_of(L.wo));
-      // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
-      linear(cmd, L.wq, a.h, a.q, T, false);
-      linear(cmd, L.wk, a.h, a.k, T, false);
-      linear(cmd, L.wv, a.h, a.v, T, false);                                          sync(cmd);
-      // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
-      record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
-      record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
-                      {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});            sync(cmd);
-      // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
-      attention(cmd, i, pos0, T);                                                     sync(cmd);
-      // x = x + a Wo^T
-      linear(cmd, L.wo, a.attn, a.x, T, true);                                        sync(cmd);
-    }
+    // h = RMSNorm(x, input_layernorm[i])
+    stage("norms", bytes_of(L.attn_norm));
+    record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                      sync(cmd);
+    // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
+    stage("attention", bytes_of(L.wq) + bytes_of(L.wk) + bytes_of(L.wv) + bytes_of(L.wo));
+    linear(cmd, L.wq, a.h, a.q, T, false);
+    linear(cmd, L.wk, a.h, a.k, T, false);
+    linear(cmd, L.wv, a.h, a.v, T, false);                                            sync(cmd);
+    // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
+    record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
+    record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
+                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(cmd);
+    // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
+    attention(cmd, i, pos0, T);                                                       sync(cmd);
+    // x = x + a Wo^T
+    linear(cmd, L.wo, a.attn, a.x, T, true);                                          sync(cmd);
     // h2 = RMSNorm(x, post_attention_layernorm[i])
     const BufferRange& h2 = a.h2(i);
-    {
-      StageScope stage(stages_, cmd, "norms", bytes_of(L.ffn_norm));
-      record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                      sync(cmd);
-    }
+    stage("norms", bytes_of(L.ffn_norm));
+    record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                        sync(cmd);
     if (!c_.is_moe_layer(i)) {
       // x = x + down0( silu(gate0 h2) * up0 h2 )
-      StageScope stage(stages_, cmd, "dense MLP", bytes_of(L.mlp));
+      stage("dense MLP", bytes_of(L.mlp));
       swiglu_mlp(cmd, L.mlp, h2, a.x, T, true);                                       sync(cmd);
     } else {
-      {
-        // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
-        StageScope stage(stages_, cmd, "router", bytes_of(L.router) + bytes_of(L.router_bias));
-        route(cmd, L, a.h2(i - 1), T);                                                sync(cmd);
-      }
       const DeviceExpertPool& pool = model_.pools[size_t(L.pool)];
-      {
-        // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2. Weights read:
-        // exact for one token (k distinct experts), an upper bound for a prefill chunk.
-        const uint64_t used = std::min<uint64_t>(pool.n_experts, uint64_t(T) * uint32_t(c_.num_experts_per_tok));
-        StageScope stage(stages_, cmd, "experts", used * expert_bytes(pool));
-        routed_experts(cmd, pool, h2, T);
-      }
-      {
-        // shared = SharedMLP[i](h2)
-        StageScope stage(stages_, cmd, "shared MLP", bytes_of(L.mlp));
-        swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                              sync(cmd);
-      }
+      // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
+      stage("router", bytes_of(L.router) + bytes_of(L.router_bias));
+      route(cmd, L, a.h2(i - 1), T);                                                  sync(cmd);
+      // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
+      stage("experts", expert_bytes_read(pool, uint64_t(T) * uint64_t(c_.num_experts_per_tok)));
+      routed_experts(cmd, pool, h2, T);
+      // shared = SharedMLP[i](h2)
+      stage("shared MLP", bytes_of(L.mlp));
+      swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                                sync(cmd);
       // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
-      StageScope stage(stages_, cmd, "experts");
+      stage("experts");
       record_moe_combine(cmd, a.expert_y, a.route_w, a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
                          true);                                                       sync(cmd);
     }
     // pg = h2: layer i+1 reads a.h2(i), so nothing is copied
   }
   if (out == LogitsOut::None) return;
-  {
-    // logits = RMSNorm(x, norm) lm_head^T
-    StageScope stage(stages_, cmd, "norms", bytes_of(model_.output_norm));
-    record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);               sync(cmd);
-  }
-  {
-    StageScope stage(stages_, cmd, "lm_head", bytes_of(model_.output));
-    lm_head(cmd, T, out);
-  }
-  StageScope stage(stages_, cmd, out == LogitsOut::Argmax ? "sampling" : "logits read-back");
+  // logits = RMSNorm(x, norm) lm_head^T
+  stage("norms", bytes_of(model_.output_norm));
+  record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                 sync(cmd);
+  stage("lm_head", bytes_of(model_.output));
+  lm_head(cmd, T, out);
+  stage(out == LogitsOut::Argmax ? "sampling" : "logits read-back");
   read_back(cmd, T, out);
 }
 
