@@ -46,10 +46,18 @@ uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
 }
 
 // Two matmul token tiles per pass (64-128 tokens on the devices we know): long enough to
-// reuse each weight tile, short enough for small activations. Adreno's DeviceLost on batches
-// over 32 tokens is a driver quirk the user works around with EngineOptions::chunk.
-uint32_t choose_chunk(const DeviceCaps& caps, uint32_t requested, uint32_t context) {
-  uint32_t chunk = requested ? requested : std::clamp(2 * matmul_shape(caps, kMaxChunk).tile_tokens, 16u, kMaxChunk);
+// reuse each weight tile, short enough for small activations.
+// Quirk: Qualcomm's Adreno driver reports DeviceLost on prompt batches over 32 tokens
+// (llama.cpp Vulkan issue tracker), so Adreno defaults to 32; EngineOptions::chunk overrides.
+constexpr uint32_t kQualcommVendorId = 0x5143;
+constexpr uint32_t kAdrenoMaxChunk = 32;
+
+uint32_t choose_chunk(const Context& ctx, uint32_t requested, uint32_t context) {
+  uint32_t chunk = requested;
+  if (chunk == 0) {
+    chunk = std::clamp(2 * matmul_shape(ctx.caps(), kMaxChunk).tile_tokens, 16u, kMaxChunk);
+    if (ctx.info().props.vendorID == kQualcommVendorId) chunk = std::min(chunk, kAdrenoMaxChunk);
+  }
   return std::min(chunk, context);
 }
 
@@ -178,7 +186,7 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   check_supported(model->config(), model->path());
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
-  m->chunk = choose_chunk(ctx.caps(), options.chunk, m->context_length);
+  m->chunk = choose_chunk(ctx, options.chunk, m->context_length);
   m->check_fits_device(options);
   m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights());
   m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
