@@ -6,19 +6,19 @@
 //
 // Text streams to stdout as it is generated; speeds go to stderr at the end. Every user error
 // prints one line "megrez-run: ..." and exits non-zero (2 for bad arguments, 1 otherwise).
-#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
-#include "loader/chat.h"
 #include "loader/error.h"
 #include "runtime/context.h"
 #include "runtime/engine.h"
+#include "runtime/generate.h"
 #include "runtime/text_stream.h"
 
 namespace {
@@ -138,7 +138,7 @@ class LogitsFile {
     if (!out_) throw Error("cannot write --dump-logits file " + path);
   }
   bool enabled() const { return out_.is_open(); }
-  void write(const std::vector<float>& rows) {
+  void write(std::span<const float> rows) {
     if (!enabled()) return;
     out_.write(reinterpret_cast<const char*>(rows.data()), std::streamsize(rows.size() * sizeof(float)));
     if (!out_) throw Error("writing " + path_ + " failed (disk full?)");
@@ -147,28 +147,6 @@ class LogitsFile {
  private:
   std::string path_;
   std::ofstream out_;
-};
-
-// Writes each token's text as soon as it forms whole characters (or its id without a tokenizer).
-class TokenPrinter {
- public:
-  explicit TokenPrinter(const Engine& engine) : engine_(engine) {}
-  void print(int32_t id) {
-    if (!engine_.has_tokenizer()) {
-      std::printf("%d ", id);
-    } else if (!engine_.tokenizer().is_special(id)) {
-      std::fputs(utf8_.push(engine_.tokenizer().token_text(id)).c_str(), stdout);
-    }
-    std::fflush(stdout);
-  }
-  void finish() {
-    std::fputs(utf8_.flush().c_str(), stdout);
-    std::fflush(stdout);
-  }
-
- private:
-  const Engine& engine_;
-  Utf8Stream utf8_;
 };
 
 void print_stats(const Engine& engine) {
@@ -180,45 +158,15 @@ void print_stats(const Engine& engine) {
                s.decode_tokens_per_second());
 }
 
-// ---- Generation -------------------------------------------------------------------------------
-
-// Greedy with no penalty runs the argmax on the GPU and never reads the logits back.
-bool gpu_greedy(const SamplerOptions& o, const LogitsFile& dump) { return o.greedy() && o.repeat_penalty == 1.0f && !dump.enabled(); }
-
-// Generates up to `n` tokens after `logits` (the prompt's last row); stops at a stop id (not
-// fed back) or when the context is full. Returns the tokens generated, stop id included.
-std::vector<int32_t> generate(Engine& engine, std::vector<float> logits, uint32_t n, const SamplerOptions& sampler,
-                              std::vector<int32_t>& history, const std::vector<int32_t>& stop_ids,
-                              LogitsFile& dump, TokenPrinter& printer) {
-  std::vector<int32_t> out;
-  int32_t next = engine.sample(logits, sampler, history);
-  while (out.size() < n) {
-    out.push_back(next);
-    history.push_back(next);
-    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
-    printer.print(next);
-    if (out.size() == n || engine.position() >= engine.context_length()) break;
-    if (gpu_greedy(sampler, dump)) {
-      next = engine.decode_greedy(next);
-    } else {
-      logits = engine.decode(next);
-      dump.write(logits);
-      next = engine.sample(logits, sampler, history);
-    }
-  }
-  printer.finish();
-  return out;
+void write_text(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
 }
 
-std::vector<int32_t> default_stop_ids(const Engine& engine) {
-  std::vector<int32_t> stops;
-  if (engine.config().eos_token_id >= 0) stops.push_back(int32_t(engine.config().eos_token_id));
-  if (engine.has_tokenizer() && engine.tokenizer().eos_id() >= 0) stops.push_back(engine.tokenizer().eos_id());
-  return stops;
-}
+// ---- Modes ------------------------------------------------------------------------------------
 
 void run_prompt(Engine& engine, const Args& a) {
-  std::vector<int32_t> prompt = a.prompt_ids ? *a.prompt_ids : engine.tokenize(*a.prompt);
+  const std::vector<int32_t> prompt = a.prompt_ids ? *a.prompt_ids : engine.tokenize(*a.prompt);
   if (prompt.empty()) throw Error("the prompt has no tokens");
   LogitsFile dump(a.dump_logits);
   std::vector<float> logits = engine.prefill(prompt, dump.enabled());
@@ -226,62 +174,42 @@ void run_prompt(Engine& engine, const Args& a) {
     dump.write(logits);
     logits.erase(logits.begin(), logits.end() - engine.config().vocab_size);
   }
-  if (a.prompt) std::fputs(a.prompt->c_str(), stdout);
-  TokenPrinter printer(engine);
+  if (a.prompt) write_text(*a.prompt);
+
+  GenerateOptions options;
+  options.sampler = a.sampler;
+  options.max_tokens = a.n.value_or(64);
+  options.stop_ids = default_stop_ids(engine);
+  if (dump.enabled()) options.on_logits = [&](std::span<const float> row) { dump.write(row); };
+  Utf8Stream utf8;
+  options.on_token = [&](int32_t id) {
+    if (!engine.has_tokenizer()) write_text(std::to_string(id) + " ");
+    else if (!engine.tokenizer().is_special(id)) write_text(utf8.push(engine.tokenizer().token_text(id)));
+  };
   std::vector<int32_t> history = prompt;
-  generate(engine, std::move(logits), a.n.value_or(64), a.sampler, history, default_stop_ids(engine), dump, printer);
-  std::fputs("\n", stdout);
+  generate(engine, std::move(logits), options, history);
+  write_text(utf8.flush() + "\n");
 }
 
-// ---- Chat -------------------------------------------------------------------------------------
-
-// Multi-turn chat; the KV cache keeps every earlier turn, so each turn feeds only its own text.
+// Multi-turn chat on stdin/stdout; the KV cache keeps earlier turns (ChatSession).
 void run_chat(Engine& engine, const Args& a) {
-  const Tokenizer& tokenizer = engine.tokenizer();
-  const ChatFormat chat(tokenizer);
-  const std::optional<int32_t> turn_end = tokenizer.token_id("<|turn_end|>");
-  std::vector<ChatMessage> conversation;
-  std::vector<int32_t> history;
-  LogitsFile no_dump("");
-  std::optional<std::string> pending = a.prompt;
+  ChatSession chat(engine);
+  std::optional<std::string> first = a.prompt;
   std::fprintf(stderr, "chat with %s on %s; an empty line or end of input quits\n", a.model.c_str(),
                engine.device_name().c_str());
   while (true) {
     std::string user;
-    if (pending) {
-      user = *pending;
-      pending.reset();
+    if (first) {
+      user = *first;
+      first.reset();
       std::fprintf(stderr, "> %s\n", user.c_str());
     } else {
       std::fprintf(stderr, "> ");
       if (!std::getline(std::cin, user) || user.empty()) break;
     }
-    const std::vector<ChatMessage> added = {{"user", user}};
-    // The new turn's text after what the cache holds; the whole conversation when the template
-    // does not simply extend it or the context is full.
-    std::optional<std::string> text = chat.render_new_turns(conversation, added, true);
-    std::vector<int32_t> ids = text ? engine.tokenize(*text) : std::vector<int32_t>{};
-    if (!text || engine.position() + ids.size() + 1 >= engine.context_length()) {
-      if (text) std::fprintf(stderr, "(context full: starting a new conversation)\n");
-      engine.reset();
-      conversation.clear();
-      history.clear();
-      ids = engine.tokenize(chat.render(added, true));
-    }
-    conversation.push_back(added[0]);
-    std::vector<float> logits = engine.prefill(ids);
-    history.insert(history.end(), ids.begin(), ids.end());
-    TokenPrinter printer(engine);
-    std::vector<int32_t> reply =
-        generate(engine, std::move(logits), a.n.value_or(512), a.sampler, history, chat.stop_ids(), no_dump, printer);
-    std::fputs("\n", stdout);
-    // The cache holds every reply token but the last; a stop token is replaced by the turn's
-    // closing <|turn_end|>, as the template renders the reply in the next turn's prefix.
-    const bool stopped = !reply.empty() && chat.is_stop(reply.back());
-    if (stopped) reply.pop_back();
-    else if (!reply.empty() && engine.position() < engine.context_length()) engine.decode(reply.back());
-    if (turn_end && engine.position() < engine.context_length()) engine.decode(*turn_end);
-    conversation.push_back({"assistant", engine.detokenize(reply)});
+    chat.reply(user, a.sampler, a.n.value_or(512), write_text);
+    write_text("\n");
+    if (chat.restarted()) std::fprintf(stderr, "(the context was full: earlier turns were dropped)\n");
   }
 }
 

@@ -1,0 +1,90 @@
+// Generation loops shared by the front ends: generate() (GPU greedy vs host sampling, stop
+// ids, limits) and ChatSession (turns appended to the KV cache, restart when full).
+#include <doctest/doctest.h>
+
+#include "common/gpu_fixture.h"
+#include "engine/engine_test_util.h"
+#include "runtime/generate.h"
+
+using namespace megrez;
+using namespace megrez::test;
+
+TEST_CASE_FIXTURE(GpuTest, "generate: GPU greedy and host greedy give the same tokens; stop ids end generation") {
+  auto engine = load_engine(kTinyModelDir, engine_options(64));
+  const std::vector<int32_t> prompt = engine->tokenize("In the beginning God created");
+  GenerateOptions gpu;
+  gpu.max_tokens = 12;
+  std::vector<int32_t> history = prompt;
+  const std::vector<int32_t> a = generate(*engine, engine->prefill(prompt), gpu, history);
+  CHECK(a.size() == 12);
+  CHECK(history.size() == prompt.size() + 12);
+  CHECK(engine->position() == prompt.size() + 11);  // the last token is not fed back
+
+  // The host path (on_logits set) reads every fed token's logits back and picks the same.
+  engine->reset();
+  GenerateOptions host = gpu;
+  size_t rows = 0;
+  host.on_logits = [&](std::span<const float> logits) {
+    CHECK(logits.size() == size_t(engine->config().vocab_size));
+    ++rows;
+  };
+  std::vector<int32_t> tokens_seen;
+  host.on_token = [&](int32_t id) { tokens_seen.push_back(id); };
+  history = prompt;
+  CHECK(generate(*engine, engine->prefill(prompt), host, history) == a);
+  CHECK(rows == 11);
+  CHECK(tokens_seen == a);
+
+  // A stop id ends generation and is returned but not passed to on_token.
+  engine->reset();
+  GenerateOptions stop = host;
+  stop.on_logits = nullptr;
+  stop.stop_ids = {a[3]};
+  tokens_seen.clear();
+  history = prompt;
+  const std::vector<int32_t> stopped = generate(*engine, engine->prefill(prompt), stop, history);
+  const auto first_stop = std::find(a.begin(), a.end(), a[3]) - a.begin();
+  CHECK(stopped == std::vector<int32_t>(a.begin(), a.begin() + first_stop + 1));
+  CHECK(tokens_seen.size() == stopped.size() - 1);
+}
+
+TEST_CASE_FIXTURE(GpuTest, "ChatSession: later turns extend the KV cache, which equals a fresh prefill of its tokens") {
+  auto engine = load_engine(kTinyModelDir, engine_options(256));
+  ChatSession chat(*engine);
+  SamplerOptions greedy;
+  std::string streamed;
+  const std::string first = chat.reply("Who is God?", greedy, 10, [&](std::string_view t) { streamed += t; });
+  CHECK(streamed == first);
+  CHECK(engine->position() == chat.tokens().size());
+  const size_t after_first = chat.tokens().size();
+
+  const std::string second = chat.reply("And who is Moses?", greedy, 10);
+  CHECK_FALSE(chat.restarted());
+  REQUIRE(chat.messages().size() == 4);
+  CHECK(chat.messages()[1].content == first);
+  CHECK(chat.messages()[3].content == second);
+  CHECK(engine->position() == chat.tokens().size());
+  CHECK(chat.tokens().size() > after_first);
+
+  // The cache rows are exactly tokens(): one more token fed to the session's engine gives the
+  // logits a fresh engine computes from tokens() + that token.
+  const int32_t probe = chat.tokens().front();
+  std::vector<int32_t> sequence = chat.tokens();
+  sequence.push_back(probe);
+  auto fresh = load_engine(kTinyModelDir, engine_options(256));
+  const std::vector<float> want = fresh->prefill(sequence);
+  const std::vector<float> got = engine->decode(probe);
+  CHECK(compare_logits(got, want, want.size()).relative() <= 1e-5);
+}
+
+TEST_CASE_FIXTURE(GpuTest, "ChatSession: a conversation longer than the context starts over") {
+  auto engine = load_engine(kTinyModelDir, engine_options(48));
+  ChatSession chat(*engine);
+  SamplerOptions greedy;
+  chat.reply("Who is God?", greedy, 16);
+  CHECK_FALSE(chat.restarted());
+  chat.reply("And who is Moses, the servant of the Lord?", greedy, 16);
+  CHECK(chat.restarted());
+  CHECK(chat.messages().size() == 2);
+  CHECK(engine->position() == chat.tokens().size());
+}
