@@ -8,6 +8,7 @@
 // their ratio: 1.0 means the kernel streams memory as fast as a plain copy does.
 // To add kernels: write a builder like add_matvec_cases() and list it in kBenchTable.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -351,17 +352,21 @@ std::string gflops_text(const BenchResult& r) {
   return text;
 }
 
-void print_markdown(const Context& ctx, const std::vector<BenchResult>& results, const Options& o) {
+// The table is printed row by row as cases finish, so a long run that fails late keeps
+// what it measured.
+void print_header(const Context& ctx, const Options& o) {
   std::printf("Device: %s%s%s; median of %d runs after %d warm-up\n\n", ctx.info().props.deviceName,
               ctx.caps().profile.empty() ? "" : ", profile ", ctx.caps().profile.c_str(), o.reps, o.warmup);
   std::printf("| kernel | format | shape | variant | ms | GB/s | GFLOP/s | copy GB/s | vs copy |\n");
   std::printf("|---|---|---|---|---:|---:|---:|---:|---:|\n");
-  for (const BenchResult& r : results) {
-    std::printf("| %s | %s | %s | %s | %.4f | %.2f | %s | %.2f | %.2f |\n", r.c.kernel.c_str(), r.c.format.c_str(),
-                r.c.shape.c_str(), r.c.variant.c_str(), r.ms, r.gb_per_s,
-                gflops_text(r).c_str(), r.copy_gb_per_s,
-                r.gb_per_s / r.copy_gb_per_s);
-  }
+  std::fflush(stdout);
+}
+
+void print_row(const BenchResult& r) {
+  std::printf("| %s | %s | %s | %s | %.4f | %.2f | %s | %.2f | %.2f |\n", r.c.kernel.c_str(), r.c.format.c_str(),
+              r.c.shape.c_str(), r.c.variant.c_str(), r.ms, r.gb_per_s, gflops_text(r).c_str(), r.copy_gb_per_s,
+              r.gb_per_s / r.copy_gb_per_s);
+  std::fflush(stdout);
 }
 
 void write_json(const std::string& path, const std::vector<BenchResult>& results) {
@@ -422,9 +427,12 @@ Options parse(int argc, char** argv) {
 }
 
 int run(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o = parse(argc, argv);
+  // Whole-matrix kernels on a CPU driver (lavapipe) under load can take minutes per batch.
+  o.context.gpu_timeout = std::chrono::minutes(10);
   Context ctx(o.context);
   if (!ctx.caps().timestamps) throw Error("the device's compute queue cannot write timestamps");
+  print_header(ctx, o);
   std::vector<BenchResult> results;
   for (const auto& [family, build] : bench_table()) {
     Arena arena(ctx, "bench-" + family, MemoryUse::Device, 256 << 20);
@@ -438,12 +446,10 @@ int run(int argc, char** argv) {
       r.gb_per_s = double(c.bytes) / (r.ms * 1e6);
       r.gflops = c.flops / (r.ms * 1e6);
       r.copy_gb_per_s = copy_gb_per_s(ctx, c.bytes / 2, o);  // copy moves read + write = bytes
+      print_row(r);
       results.push_back(std::move(r));
-      std::fprintf(stderr, "%s %s %s %s: %.4f ms\n", c.kernel.c_str(), c.format.c_str(), c.shape.c_str(),
-                   c.variant.c_str(), results.back().ms);
     }
   }
-  print_markdown(ctx, results, o);
   if (!o.json_path.empty()) write_json(o.json_path, results);
   return 0;
 }

@@ -28,6 +28,8 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
   megrez_variant(NAME matvec_${fmt}_shmem SOURCE matvec.comp BINDINGS 3 PUSH MatvecPush DEFINES WEIGHT_${FMT} REDUCE_SHMEM)
   megrez_variant(NAME matmul_${fmt}       SOURCE matmul.comp BINDINGS 3 PUSH MatmulPush DEFINES WEIGHT_${FMT})
   megrez_variant(NAME embed_${fmt}        SOURCE embed.comp  BINDINGS 3 PUSH EmbedPush  DEFINES WEIGHT_${FMT})
+  # Test kernel: each common/weights.glsl entry point on its own (tests/kernels/test_weights.cpp).
+  megrez_variant(NAME weights_probe_${fmt} SOURCE weights_probe.comp BINDINGS 3 PUSH WeightsProbePush DEFINES WEIGHT_${FMT})
 endforeach()
 megrez_variant(NAME rmsnorm           SOURCE rmsnorm.comp BINDINGS 3 PUSH RmsnormPush DEFINES REDUCE_SUBGROUP)
 megrez_variant(NAME rmsnorm_shmem     SOURCE rmsnorm.comp BINDINGS 3 PUSH RmsnormPush DEFINES REDUCE_SHMEM)

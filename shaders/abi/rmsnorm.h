@@ -5,7 +5,9 @@
 //   add_rmsnorm[_shmem]  bindings 0 residual (read-write), 1 addend, 2 w, 3 y:
 //                        residual += addend, then y = rmsnorm(residual) * w
 //                        (the residual add and the next layer's norm in one pass).
-// x, y, residual, addend are fp32 [rows, dim]; w is fp32 [dim].
+// x, y, residual, addend are fp32 [rows, dim]; w is fp32 [dim]. rmsnorm may run in place
+// (y bound to x's range: each invocation reads its elements before writing them); add_rmsnorm's
+// y must not alias the residual, which keeps the un-normalised sum.
 #include "prelude.h"
 
 MEGREZ_ABI_BEGIN
