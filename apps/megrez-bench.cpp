@@ -55,6 +55,7 @@ const char* const kUsage = R"(usage: megrez-bench [options]
   -n N                   generated tokens of the tg test (default 128; 0 = no tg test)
   -r N                   repetitions (default 3)
   --ctx N                context length (default max(p, n); with --perplexity the window: 256)
+  --chunk N              prefill tokens per GPU pass (default from the device; 1 = decode kernels)
   --device N|NAME        Vulkan device (index or name substring)
   --profile NAME|FILE    emulate a weaker device's limits
   --stages               per-stage GPU time per token from timestamps
@@ -111,6 +112,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "-n") a.n = parse_number<uint32_t>(flag, value());
     else if (flag == "-r") a.reps = parse_number<uint32_t>(flag, value());
     else if (flag == "--ctx") a.ctx = parse_number<uint32_t>(flag, value());
+    else if (flag == "--chunk") a.engine.chunk = parse_number<uint32_t>(flag, value());
     else if (flag == "--device") a.engine.device = value();
     else if (flag == "--profile") a.engine.profile = value();
     else if (flag == "--stages") a.engine.profile_stages = true;

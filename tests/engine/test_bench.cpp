@@ -63,17 +63,17 @@ double perplexity_independent(const std::vector<int32_t>& ids, size_t window, si
 }  // namespace
 
 TEST_CASE_FIXTURE(GpuTest, "perplexity equals exp(mean NLL) of the engine's and the reference's logits") {
-  auto engine = load_engine(kTinyModelDir, engine_options(16));
+  auto engine = load_engine(kTinyModelDir, engine_options(8));
   const size_t V = size_t(engine->config().vocab_size);
-  // 41 tokens in windows of 16: 16 + 16 + 9, so 15 + 15 + 8 = 38 predictions.
-  const std::vector<int32_t> ids = heldout_tokens(*engine, 41);
-  const PerplexityResult r = evaluate_perplexity(*engine, ids, 16);
+  // 19 tokens in windows of 8: 8 + 8 + 3, so 7 + 7 + 2 = 16 predictions.
+  const std::vector<int32_t> ids = heldout_tokens(*engine, 19);
+  const PerplexityResult r = evaluate_perplexity(*engine, ids, 8);
   CHECK(r.windows == 3);
-  CHECK(r.predicted == 38);
+  CHECK(r.predicted == 16);
   CHECK(r.perplexity == doctest::Approx(std::exp(r.mean_nll)).epsilon(1e-12));
 
   // The engine's own logits of each whole window (all positions), scored independently.
-  const double from_engine = perplexity_independent(ids, 16, V, [&](const std::vector<int32_t>& w) {
+  const double from_engine = perplexity_independent(ids, 8, V, [&](const std::vector<int32_t>& w) {
     engine->reset();
     return engine->prefill(w, true);
   });
@@ -83,14 +83,14 @@ TEST_CASE_FIXTURE(GpuTest, "perplexity equals exp(mean NLL) of the engine's and 
   auto model = Model::open(kTinyModelDir);
   ReferenceForward ref(model->config(), model->weights());
   const double from_reference =
-      perplexity_independent(ids, 16, V, [&](const std::vector<int32_t>& w) { return ref.forward(w); });
-  MESSAGE("tiny model, 41 held-out tokens: perplexity " << r.perplexity << " (reference " << from_reference << ")");
+      perplexity_independent(ids, 8, V, [&](const std::vector<int32_t>& w) { return ref.forward(w); });
+  MESSAGE("tiny model, 19 held-out tokens: perplexity " << r.perplexity << " (reference " << from_reference << ")");
   CHECK(r.perplexity == doctest::Approx(from_reference).epsilon(1e-4));
   CHECK(r.perplexity > 1.0);
 
-  CHECK_THROWS_WITH_AS(evaluate_perplexity(*engine, ids, 17), doctest::Contains("exceeds the context"), Error);
+  CHECK_THROWS_WITH_AS(evaluate_perplexity(*engine, ids, 9), doctest::Contains("exceeds the context"), Error);
   CHECK_THROWS_WITH_AS(evaluate_perplexity(*engine, ids, 1), doctest::Contains("at least 2"), Error);
-  CHECK_THROWS_WITH_AS(evaluate_perplexity(*engine, std::vector<int32_t>{5}, 16), doctest::Contains("need >= 2"), Error);
+  CHECK_THROWS_WITH_AS(evaluate_perplexity(*engine, std::vector<int32_t>{5}, 8), doctest::Contains("need >= 2"), Error);
 }
 
 TEST_CASE("token_nll is -log softmax") {
@@ -170,21 +170,21 @@ TEST_CASE_FIXTURE(GpuTest, "synthetic tiny bench model: q4_0 file, deterministic
 }
 
 TEST_CASE_FIXTURE(GpuTest, "pp and tg measurements") {
-  auto engine = load_engine(kTinyModelDir, engine_options(16));
-  const BenchTest pp = bench_prompt_processing(*engine, 12, 2);
-  CHECK(pp.name == "pp12");
+  auto engine = load_engine(kTinyModelDir, engine_options(8));
+  const BenchTest pp = bench_prompt_processing(*engine, 6, 2);
+  CHECK(pp.name == "pp6");
   REQUIRE(pp.seconds.size() == 2);
   CHECK(pp.first_token.size() == 2);
   CHECK(pp.mean_tokens_per_second() > 0);
   CHECK(pp.stages.empty());  // no profile_stages
-  const BenchTest tg = bench_text_generation(*engine, 4, 3);
-  CHECK(tg.name == "tg4");
+  const BenchTest tg = bench_text_generation(*engine, 3, 3);
+  CHECK(tg.name == "tg3");
   CHECK(tg.seconds.size() == 3);
-  CHECK(engine->position() == 4);
+  CHECK(engine->position() == 3);
   const double mean = tg.mean_tokens_per_second();
   double sq = 0;
-  for (double s : tg.seconds) sq += (4 / s - mean) * (4 / s - mean);
+  for (double s : tg.seconds) sq += (3 / s - mean) * (3 / s - mean);
   CHECK(tg.stddev_tokens_per_second() == doctest::Approx(std::sqrt(sq / 2)));
-  CHECK_THROWS_WITH_AS(bench_text_generation(*engine, 17, 1), doctest::Contains("exceed the context"), Error);
+  CHECK_THROWS_WITH_AS(bench_text_generation(*engine, 9, 1), doctest::Contains("exceed the context"), Error);
   CHECK(bench_prompt(5, 100, 1) == bench_prompt(5, 100, 1));
 }
