@@ -189,8 +189,14 @@ VkDeviceSize attention_decode_partials_bytes(const AttentionShape& shape, const 
 
 VkDeviceSize attention_decode_max_partials_bytes(const DeviceCaps& caps, const AttentionShape& shape,
                                                  uint32_t max_ctx) {
-  // The split count grows with n_ctx up to its cap, so max_ctx needs the most.
-  return attention_decode_partials_bytes(shape, plan_attention_decode(caps, shape, max_ctx));
+  // A plan's split count is at most its first estimate, which grows with n_ctx up to the cap;
+  // the recount after rounding chunks to whole tiles can make a longer context use fewer
+  // splits than a shorter one, so bound the estimate rather than plan max_ctx itself.
+  const DecodePlan plan = plan_attention_decode(caps, shape, max_ctx);
+  DecodePlan bound = plan;
+  bound.splits = static_cast<uint32_t>(std::clamp<uint64_t>(
+      ceil_div(max_ctx, uint64_t{kDecodeMinTilesPerSplit} * plan.workgroup), 1, decode_max_splits(shape, plan.head_block)));
+  return attention_decode_partials_bytes(shape, bound);
 }
 
 void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const BufferRange& k_cache,

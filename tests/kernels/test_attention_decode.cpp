@@ -130,6 +130,15 @@ TEST_CASE("decode plans cover the context with non-empty splits and fit the shar
             attention_decode_max_partials_bytes(caps, shape, 32768));
     }
   }
+  // The partials bound holds for every shorter context (the split recount is not monotonic).
+  for (AttentionShape shape : {AttentionShape{16, 4, 128}, AttentionShape{16, 2, 64}}) {
+    const VkDeviceSize bound = attention_decode_max_partials_bytes(caps, shape, 40000);
+    size_t over = 0;
+    for (uint32_t n_ctx = 1; n_ctx <= 40000; ++n_ctx) {
+      over += attention_decode_partials_bytes(shape, plan_attention_decode(caps, shape, n_ctx)) > bound;
+    }
+    CHECK(over == 0);
+  }
   // q (16 x 128 floats) plus 16 x 128 scores fill 16 KiB exactly; at Dh 256 they do not,
   // and the 16 query heads of a kv head go in two blocks of 8.
   CHECK(plan_attention_decode(caps, {16, 1, 128}, 100).head_block == 16);
