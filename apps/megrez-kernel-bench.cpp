@@ -1,7 +1,7 @@
 // megrez-kernel-bench: GPU time of each kernel at Megrez2 sizes, per weight format, next to
 // the plain buffer copy (copy_vec4) measured in the same run on a similar byte count.
 //   megrez-kernel-bench [--device N|NAME] [--profile NAME|PATH] [--reps N] [--warmup N]
-//                       [--filter TEXT] [--json FILE]
+//                       [--filter TEXT[,TEXT...]] [--json FILE]
 // Times come from GPU timestamps: the median of --reps dispatches after --warmup untimed ones.
 // "GB/s" counts the bytes a kernel must move (weights + activations read and written);
 // "copy GB/s" is copy_vec4's read + write rate over the same number of bytes, and "vs copy"
@@ -34,7 +34,7 @@ struct Options {
   ContextOptions context;
   int reps = 20;
   int warmup = 3;
-  std::string filter;
+  std::vector<std::string> filters;  // a case runs when any is part of its kernel or format
   std::string json_path;
 };
 
@@ -386,13 +386,32 @@ void write_json(const std::string& path, const std::vector<BenchResult>& results
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: megrez-kernel-bench [--device N|NAME] [--profile NAME|PATH] [--reps N] [--warmup N]\n"
-               "                           [--filter TEXT] [--json FILE]\n"
+               "                           [--filter TEXT[,TEXT...]] [--json FILE]\n"
                "  --device N|NAME   device index or name substring (default: MEGREZ_DEVICE, else best)\n"
                "  --profile P       cap device limits by a profile (default: MEGREZ_PROFILE)\n"
                "  --reps N          timed runs per case, median reported (default 20)\n"
                "  --warmup N        untimed runs first (default 3)\n"
-               "  --filter TEXT     only cases whose kernel or format contains TEXT\n"
+               "  --filter T1,T2    only cases whose kernel or format contains one of the texts\n"
                "  --json FILE       also write the results as JSON\n");
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+bool selected(const BenchCase& c, const std::vector<std::string>& filters) {
+  if (filters.empty()) return true;
+  for (const std::string& f : filters) {
+    if (c.kernel.find(f) != std::string::npos || c.format.find(f) != std::string::npos) return true;
+  }
+  return false;
 }
 
 Options parse(int argc, char** argv) {
@@ -413,7 +432,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--profile") o.context.profile = value();
     else if (arg == "--reps") o.reps = count(1);
     else if (arg == "--warmup") o.warmup = count(0);
-    else if (arg == "--filter") o.filter = value();
+    else if (arg == "--filter") o.filters = split_list(value());
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--help" || arg == "-h") {
       usage(stdout);
@@ -437,10 +456,7 @@ int run(int argc, char** argv) {
   for (const auto& [family, build] : bench_table()) {
     Arena arena(ctx, "bench-" + family, MemoryUse::Device, 256 << 20);
     for (BenchCase& c : build(ctx, arena)) {
-      if (!o.filter.empty() && c.kernel.find(o.filter) == std::string::npos &&
-          c.format.find(o.filter) == std::string::npos) {
-        continue;
-      }
+      if (!selected(c, o.filters)) continue;
       BenchResult r{c};
       r.ms = time_ms(ctx, c.record, o);
       r.gb_per_s = double(c.bytes) / (r.ms * 1e6);
