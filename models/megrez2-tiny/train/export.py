@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Export the trained tiny Megrez2 and compute golden data FROM THE EXPORTED FILE.
 
-1. Load train/ckpt/last.pt, write ../model.safetensors (checkpoint names of the spec; every
+1. Load the last phase's checkpoint (--ckpt, default train/ckpt/last.pt), write
+   ../model.safetensors (checkpoint names of the spec; every
    tensor BF16 except mlp.gate.e_score_correction_bias, F32; routed experts only under the
    pool owner layers).
 2. Read model.safetensors back (bf16 -> fp32 exactly) into a fresh fp32 model, so the golden
@@ -10,6 +11,7 @@
    per prompt, greedy continuations, layer routing of prompt 0, and held-out perplexity with
    correct pre-gated routing vs routing from each layer's own h2.
 """
+import argparse
 import json
 import math
 import os
@@ -28,18 +30,41 @@ sys.path.insert(0, HERE)
 import safetensors_io  # noqa: E402
 from megrez2 import Megrez2ForCausalLM  # noqa: E402
 
-# Chosen so that no routing decision is a near tie (min_routing_margin >= 3e-4 for all of
-# them): a runtime's fp32 rounding differences must not flip an expert choice.
-PROMPTS = [
-    "In the beginning God created",
-    "And Jesus said unto them,",
-    "Peace 平安 🕊️ be with you. €5 — “naïve café”",
-    "And God said, Let there be light: and there was light. And God saw the light, that it was "
-    "good: and God divided the light from the darkness. And God called the light Day, and the "
-    "darkness he called Night. And the evening and the morning were the first day.",
-    "<|role_start|>user<|role_end|>Who created the heaven and the earth?<|turn_end|>"
-    "<|role_start|>assistant<|role_end|>",
+# Golden prompts, one slot each: a KJV opening, a KJV verse opening, a byte-fallback string
+# (CJK, emoji + variation selector, euro, accents, typographic quotes), a long Genesis 1
+# passage, and a chat-formatted prompt with the role tokens. Near-tie guard: a runtime's
+# fp32 rounding must not flip an expert choice or a greedy argmax, so each slot takes its
+# FIRST candidate whose routing margins and greedy logit gap clear the thresholds below
+# (the first candidates are the prompts shipped so far; the others keep the slot's kind).
+PROMPT_SLOTS = [
+    ["In the beginning God created",
+     "In the beginning was the Word,",
+     "The LORD is my shepherd;"],
+    ["And Jesus said unto them,",
+     "And Jesus answered and said unto them,",
+     "Then said Jesus unto them,"],
+    ["Peace 平安 🕊️ be with you. €5 — “naïve café”",
+     "Grace 恩典 🙏 to you. £3 — “déjà vu”",
+     "Love 爱 ❤️ never fails. ¥7 — “São Paulo”"],
+    ["And God said, Let there be light: and there was light. And God saw the light, that it was "
+     "good: and God divided the light from the darkness. And God called the light Day, and the "
+     "darkness he called Night. And the evening and the morning were the first day.",
+     "In the beginning was the Word, and the Word was with God, and the Word was God. The same "
+     "was in the beginning with God. All things were made by him; and without him was not any "
+     "thing made that was made. In him was life; and the life was the light of men.",
+     "The LORD is my shepherd; I shall not want. He maketh me to lie down in green pastures: he "
+     "leadeth me beside the still waters. He restoreth my soul: he leadeth me in the paths of "
+     "righteousness for his name's sake."],
+    ["<|role_start|>user<|role_end|>Who created the heaven and the earth?<|turn_end|>"
+     "<|role_start|>assistant<|role_end|>",
+     "<|role_start|>user<|role_end|>Who was the first king of Israel?<|turn_end|>"
+     "<|role_start|>assistant<|role_end|>",
+     "<|role_start|>user<|role_end|>What is love?<|turn_end|>"
+     "<|role_start|>assistant<|role_end|>"],
 ]
+MIN_PROMPT_ROUTING_MARGIN = 3e-4   # over the prompt's own positions (full-logit comparison)
+MIN_GREEDY_ROUTING_MARGIN = 3e-5   # over prompt + greedy tokens (only the argmax must agree)
+MIN_GREEDY_LOGIT_GAP = 1e-3        # top-1 minus top-2 logit at every greedy step
 GREEDY_TOKENS = 32
 PPL_WINDOW = 256
 
@@ -101,6 +126,39 @@ def greedy(model, ids, n):
     return out, min_gap
 
 
+def golden_entry(model, sp, prompt, vocab):
+    ids = sp.encode(prompt)
+    assert sp.decode(ids) == prompt
+    g, min_gap = greedy(model, ids, GREEDY_TOKENS)
+    return {"prompt": prompt, "ids": ids, "shape": [len(ids), vocab],
+            "greedy_ids": g, "greedy_text": sp.decode(g),
+            "min_routing_margin": routing_margin(model, ids),
+            "greedy_min_routing_margin": routing_margin(model, ids + g),
+            "greedy_min_logit_gap": min_gap}
+
+
+def clears_guard(e):
+    return (e["min_routing_margin"] >= MIN_PROMPT_ROUTING_MARGIN
+            and e["greedy_min_routing_margin"] >= MIN_GREEDY_ROUTING_MARGIN
+            and e["greedy_min_logit_gap"] >= MIN_GREEDY_LOGIT_GAP)
+
+
+def choose_prompt(model, sp, candidates, vocab):
+    """The first candidate that clears the near-tie guard; if none does, the one with the
+    largest prompt routing margin, with a loud warning (the README must then say so)."""
+    tried = []
+    for prompt in candidates:
+        e = golden_entry(model, sp, prompt, vocab)
+        if clears_guard(e):
+            return e
+        print(f"near-tie guard rejects {prompt!r}: margins {e['min_routing_margin']:.3g} / "
+              f"{e['greedy_min_routing_margin']:.3g}, logit gap {e['greedy_min_logit_gap']:.3g}")
+        tried.append(e)
+    best = max(tried, key=lambda e: e["min_routing_margin"])
+    print(f"WARNING: no candidate clears the near-tie guard; using {best['prompt']!r}")
+    return best
+
+
 def heldout_perplexity(model, ids):
     """Consecutive non-overlapping windows of PPL_WINDOW tokens, each from an empty context;
     mean NLL over every token that has a predecessor in its window."""
@@ -115,11 +173,25 @@ def heldout_perplexity(model, ids):
     return math.exp(nll / count), count
 
 
+def training_summary(ck):
+    """Steps and wall time of every phase (log entries carry "phase"; a phase's last entry is
+    marked "final"), and their totals."""
+    phases = [{"phase": e.get("phase", 1), "steps": e["step"], "seconds": e["elapsed"],
+               "val_loss": e["val_loss"]} for e in ck["log"] if e.get("final")]
+    return {"steps": sum(p["steps"] for p in phases),
+            "seconds": round(sum(p["seconds"] for p in phases), 1),
+            "phases": phases, "final": ck["log"][-1] if ck["log"] else None}
+
+
 def main():
     torch.set_num_threads(1)
     with open(os.path.join(ROOT, "config.json")) as f:
         cfg = json.load(f)
-    ck = torch.load(os.path.join(HERE, "ckpt", "last.pt"))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=os.path.join(HERE, "ckpt", "last.pt"),
+                    help="checkpoint of the last training phase")
+    args = ap.parse_args()
+    ck = torch.load(args.ckpt)
     trained = Megrez2ForCausalLM(cfg)
     trained.load_state_dict(ck["model"])
     st_path = os.path.join(ROOT, "model.safetensors")
@@ -132,20 +204,18 @@ def main():
     os.makedirs(gdir, exist_ok=True)
     entries = []
     routing_doc = None
-    for i, prompt in enumerate(PROMPTS):
-        ids = sp.encode(prompt)
-        assert sp.decode(ids) == prompt
+    for i, candidates in enumerate(PROMPT_SLOTS):
+        chosen = choose_prompt(model, sp, candidates, cfg["vocab_size"])
+        ids = chosen["ids"]
         logits, routing = model(ids, return_routing=True)
         fname = f"logits_{i}.f32"
         logits.contiguous().numpy().astype("<f4").tofile(os.path.join(gdir, fname))
-        g, min_gap = greedy(model, ids, GREEDY_TOKENS)
-        entries.append({"prompt": prompt, "ids": ids, "file": fname,
-                        "shape": [len(ids), cfg["vocab_size"]],
-                        "greedy_ids": g, "greedy_text": sp.decode(g),
-                        "min_routing_margin": routing_margin(model, ids),
-                        "greedy_min_routing_margin": routing_margin(model, ids + g),
-                        "greedy_min_logit_gap": min_gap})
-        print(repr(prompt), "->", repr(sp.decode(g)))
+        entries.append({k: chosen[k] for k in ("prompt", "ids")} | {"file": fname}
+                       | {k: v for k, v in chosen.items() if k not in ("prompt", "ids")})
+        print(repr(chosen["prompt"]), "->", repr(chosen["greedy_text"]),
+              f"(margins {chosen['min_routing_margin']:.3g} / "
+              f"{chosen['greedy_min_routing_margin']:.3g}, "
+              f"gap {chosen['greedy_min_logit_gap']:.3g})")
         if i == 0:
             routing_doc = {"prompt_index": 0,
                            "experts": {str(l): r.tolist() for l, r in routing.items()}}
@@ -184,8 +254,7 @@ def main():
                       "exp(mean NLL of every token after the first of its window)",
             "pre_gated": round(ppl_ok, 4), "route_from_own_layer": round(ppl_wrong, 4),
             "router_bias_ignored": round(ppl_nobias, 4)},
-        "training": {"steps": ck["step"], "seconds": round(ck["elapsed"], 1),
-                     "final": ck["log"][-1] if ck["log"] else None},
+        "training": training_summary(ck),
     }
     with open(os.path.join(gdir, "golden.json"), "w", encoding="utf-8") as f:
         json.dump(golden, f, ensure_ascii=False, indent=1)

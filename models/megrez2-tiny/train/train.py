@@ -8,6 +8,10 @@ lowest LR exactly when the budget is spent). Router bias: aux-loss-free load bal
 (DeepSeek-V3): after every step, bias_e += GAMMA * sign(mean_load - load_e) per layer.
 Checkpoints (model, optimizer, step, elapsed, log) go to ckpt/last.pt every few minutes;
 --resume continues a crashed run with the same time budget.
+--init-from CKPT starts a NEW phase from a finished run: weights, router biases, AdamW moments
+and the data-sampling RNG are taken from CKPT, while the step counter, clock, warm-up and
+cosine schedule start afresh (peak --lr, floor --lr-floor); the new phase checkpoints into
+--ckpt-dir and keeps the earlier phases' log entries (tagged with their phase number).
 """
 import argparse
 import json
@@ -31,7 +35,6 @@ sys.path.insert(0, HERE)
 from megrez2 import Megrez2ForCausalLM  # noqa: E402
 
 GAMMA = 1e-3          # router bias update step
-WARMUP_STEPS = 60
 WEIGHT_DECAY = 0.1
 
 
@@ -71,9 +74,9 @@ def evaluate(model, stream, seq):
     return total / count
 
 
-def lr_at(step, frac, peak, floor):
-    if step < WARMUP_STEPS:
-        return peak * (step + 1) / WARMUP_STEPS
+def lr_at(step, frac, peak, floor, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
@@ -85,7 +88,10 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--ckpt-every", type=float, default=180.0, help="seconds")
     ap.add_argument("--ckpt-dir", default=os.path.join(HERE, "ckpt"))
+    ap.add_argument("--lr-floor", type=float, default=None, help="default 5%% of --lr")
+    ap.add_argument("--warmup", type=int, default=60, help="warm-up steps")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default=None, help="checkpoint of a finished phase")
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
 
@@ -107,7 +113,7 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     gen = torch.Generator().manual_seed(args.seed)
-    step, elapsed_before, log = 0, 0.0, []
+    step, elapsed_before, log, phase = 0, 0.0, [], 1
     os.makedirs(args.ckpt_dir, exist_ok=True)
     last = os.path.join(args.ckpt_dir, "last.pt")
     if args.resume and os.path.exists(last):
@@ -115,13 +121,24 @@ def main():
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed_before, log = ck["step"], ck["elapsed"], ck["log"]
+        phase = ck.get("phase", 1)
         gen.set_state(ck["gen"])
-        print(f"resumed at step {step}, {elapsed_before:.0f}s", flush=True)
+        print(f"resumed phase {phase} at step {step}, {elapsed_before:.0f}s", flush=True)
+    elif args.init_from:
+        ck = torch.load(args.init_from)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])  # continue the sampling stream: no repeat of earlier batches
+        phase = ck.get("phase", 1) + 1
+        log = [dict(e, phase=e.get("phase", phase - 1)) for e in ck["log"]]
+        print(f"phase {phase}: starting from {args.init_from} (its step {ck['step']}, "
+              f"{ck['elapsed']:.0f}s)", flush=True)
+    floor = args.lr * 0.05 if args.lr_floor is None else args.lr_floor
 
     def save():
         tmp = last + ".tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": elapsed_now(), "log": log, "gen": gen.get_state(),
+                    "elapsed": elapsed_now(), "log": log, "gen": gen.get_state(), "phase": phase,
                     "config": cfg}, tmp)
         os.replace(tmp, last)
 
@@ -134,7 +151,7 @@ def main():
     ema_loss = None
     model.train()
     while elapsed_now() < budget:
-        lr = lr_at(step, elapsed_now() / budget, args.lr, args.lr * 0.05)
+        lr = lr_at(step, elapsed_now() / budget, args.lr, floor, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = batch(train, args.batch, args.seq, gen)
@@ -156,7 +173,8 @@ def main():
         if step % 20 == 0:
             el = elapsed_now()
             tok_s = step * args.batch * args.seq / max(el, 1e-9)
-            entry = {"step": step, "elapsed": round(el, 1), "loss": round(ema_loss, 4),
+            entry = {"phase": phase, "step": step, "elapsed": round(el, 1),
+                     "loss": round(ema_loss, 4),
                      "lr": lr, "max_load_ratio": round(imbalance, 2)}
             if step % 200 == 0:
                 entry["val_loss"] = round(evaluate(model, val, args.seq), 4)
@@ -166,7 +184,8 @@ def main():
             save()
             last_ckpt = time.time()
     final_val = evaluate(model, val, args.seq)
-    log.append({"step": step, "elapsed": round(elapsed_now(), 1), "loss": round(ema_loss, 4),
+    log.append({"phase": phase, "step": step, "elapsed": round(elapsed_now(), 1),
+                "loss": round(ema_loss, 4),
                 "val_loss": round(final_val, 4), "final": True})
     print(json.dumps(log[-1]), flush=True)
     save()
