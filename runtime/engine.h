@@ -1,7 +1,8 @@
 #pragma once
 // The public C++ API of the inference engine: load a Megrez2 model into device memory and
 // run it token by token. The CLI (apps/megrez-run), the benchmark, the GUI and Android use
-// only this header. Every error a user can cause (missing file, bad format, no Vulkan device,
+// only this header and runtime/generate.h (generation loops and multi-turn chat on top of
+// it). Every error a user can cause (missing file, bad format, no Vulkan device,
 // model larger than device memory, prompt longer than the context) is a megrez::Error with
 // one clear message.
 //
