@@ -69,6 +69,7 @@ struct EngineStats {
   double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
 };
 
+// One sequence at a time, used from one thread at a time.
 class Engine {
  public:
   // Opens `path` (Hugging Face directory or .gguf) and uploads every weight to the device.
