@@ -8,7 +8,6 @@
 // and equals loader/reference_router.cpp exactly on the same scores.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
-#include "common/reduce.glsl"
 #include "abi/router.h"
 
 layout(set = 0, binding = 0) readonly buffer PreGate { float pre_gate[]; };
@@ -22,8 +21,11 @@ layout(push_constant) uniform Push { RouterPush pc; };
 #define WEIGHT_WORD(i) router_words[i]
 #include "common/weights.glsl"
 
-// Experts whose dot products share one pass over the input (the input block is loaded once).
-const uint EXPERTS_PER_PASS = 4u;
+// Experts whose dot products share one pass over the input (each input quarter is loaded
+// once) and one multi-row reduction.
+const uint EXPERTS_PER_PASS = 8u;
+#define REDUCE_ROWS EXPERTS_PER_PASS
+#include "common/reduce_rows.glsl"
 
 shared float score[ROUTER_MAX_EXPERTS];   // s, unbiased
 shared float biased[ROUTER_MAX_EXPERTS];  // b = s + bias; NaN mapped to -inf
@@ -46,34 +48,40 @@ void two_sum(float a, float b, out float hi, out float lo) {
   lo = err;
 }
 
-// Sigmoid scores of every expert for this token's pre-gate row.
+// Sigmoid scores of every expert for this token's pre-gate row: invocations stride over the
+// rows' 8-weight quarters (weights.glsl), EXPERTS_PER_PASS rows at a time.
 void compute_scores(uint x_base, uint n_experts) {
-  const uint lid = gl_LocalInvocationIndex, width = gl_WorkGroupSize.x;
+  const uint tid = gl_LocalInvocationIndex, width = gl_WorkGroupSize.x;
   const uint row_bytes = WEIGHT_ROW_BYTES(pc.dim);
-  const uint blocks = pc.dim / 32u;
+  const uint quarters = pc.dim / 8u;
   for (uint first = 0u; first < n_experts; first += EXPERTS_PER_PASS) {
     float partial[EXPERTS_PER_PASS];
     for (uint r = 0u; r < EXPERTS_PER_PASS; ++r) partial[r] = 0.0;
-    for (uint j = lid; j < blocks; j += width) {
-      vec4 x[8];
-      for (uint q = 0u; q < 8u; ++q) {
-        uint c = x_base + 32u * j + 4u * q;
-        x[q] = vec4(pre_gate[c], pre_gate[c + 1u], pre_gate[c + 2u], pre_gate[c + 3u]);
-      }
+    for (uint u = tid; u < quarters; u += width) {
+      const uint block = u >> 2, q = u & 3u;
+      const uint col = x_base + block * 32u;
+      const vec4 x_lo = vec4(pre_gate[col + WEIGHT_QUARTER_LO(q)], pre_gate[col + WEIGHT_QUARTER_LO(q) + 1u],
+                             pre_gate[col + WEIGHT_QUARTER_LO(q) + 2u], pre_gate[col + WEIGHT_QUARTER_LO(q) + 3u]);
+      const vec4 x_hi = vec4(pre_gate[col + WEIGHT_QUARTER_HI(q)], pre_gate[col + WEIGHT_QUARTER_HI(q) + 1u],
+                             pre_gate[col + WEIGHT_QUARTER_HI(q) + 2u], pre_gate[col + WEIGHT_QUARTER_HI(q) + 3u]);
       for (uint r = 0u; r < EXPERTS_PER_PASS; ++r) {
-        if (first + r < n_experts) partial[r] += weight_block_dot((first + r) * row_bytes + j * WEIGHT_BLOCK_BYTES, x);
+        // Rows past the last expert re-read the last one; their sums are never used.
+        const uint row = min(first + r, n_experts - 1u);
+        vec4 w_lo, w_hi;
+        weight_quarter(row * row_bytes + block * WEIGHT_BLOCK_BYTES, q, w_lo, w_hi);
+        partial[r] += dot(w_lo, x_lo) + dot(w_hi, x_hi);
       }
     }
-    // Float formats may end a row with fewer than 32 columns.
-    for (uint c = blocks * 32u + lid; c < pc.dim; c += width) {
-      for (uint r = 0u; r < EXPERTS_PER_PASS; ++r) {
-        if (first + r < n_experts) partial[r] += weight_at((first + r) * row_bytes, c) * pre_gate[x_base + c];
-      }
+#if !WEIGHT_QUANTIZED
+    // Float formats may end mid-quarter: the last dim % 8 columns one by one.
+    for (uint c = quarters * 8u + tid; c < pc.dim; c += width) {
+      for (uint r = 0u; r < EXPERTS_PER_PASS; ++r)
+        partial[r] += weight_at(min(first + r, n_experts - 1u) * row_bytes, c) * pre_gate[x_base + c];
     }
-    for (uint r = 0u; r < EXPERTS_PER_PASS; ++r) {
-      float logit = reduce_sum(partial[r]);  // every invocation calls it: no early exit above
-      if (lid == 0u && first + r < n_experts) score[first + r] = 1.0 / (1.0 + exp(-logit));
-    }
+#endif
+    reduce_rows(partial);  // every invocation calls it: no early exit above
+    for (uint r = tid; r < EXPERTS_PER_PASS && first + r < n_experts; r += width)
+      score[first + r] = 1.0 / (1.0 + exp(-row_totals[r]));
   }
   barrier();
 }

@@ -18,7 +18,18 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
   string(TOUPPER ${fmt} FMT)
   megrez_variant(NAME router_${fmt}       SOURCE router.comp BINDINGS 6 PUSH RouterPush DEFINES WEIGHT_${FMT} REDUCE_SUBGROUP)
   megrez_variant(NAME router_${fmt}_shmem SOURCE router.comp BINDINGS 6 PUSH RouterPush DEFINES WEIGHT_${FMT} REDUCE_SHMEM)
+  foreach(mode gate_up down)
+    string(TOUPPER ${mode} MODE)
+    megrez_variant(NAME moe_${mode}_${fmt}       SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} REDUCE_SUBGROUP)
+    megrez_variant(NAME moe_${mode}_${fmt}_shmem SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} REDUCE_SHMEM)
+    megrez_variant(NAME moe_${mode}_mm_${fmt}    SOURCE moe_matmul.comp BINDINGS 6 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT})
+  endforeach()
+  megrez_variant(NAME swiglu_fused_${fmt}       SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} REDUCE_SUBGROUP)
+  megrez_variant(NAME swiglu_fused_${fmt}_shmem SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} REDUCE_SHMEM)
 endforeach()
+megrez_variant(NAME swiglu      SOURCE swiglu.comp      BINDINGS 3 PUSH SwigluPush)
+megrez_variant(NAME moe_sort    SOURCE moe_sort.comp    BINDINGS 4 PUSH MoeSortPush)
+megrez_variant(NAME moe_combine SOURCE moe_combine.comp BINDINGS 4 PUSH MoeCombinePush)
 
 # Dense linear algebra (helper "linear"): matvec (decode), matmul (prefill), embedding
 # gather for every weight format; rmsnorm (+ fused residual add), add, argmax.

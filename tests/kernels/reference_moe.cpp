@@ -12,10 +12,6 @@ namespace {
 
 void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
-uint32_t round_up(uint64_t value, uint64_t multiple) {
-  return uint32_t((value + multiple - 1) / multiple * multiple);
-}
-
 void decode_values(HostMatrix& m) {
   m.values.resize(size_t(m.rows * m.cols));
   const size_t rb = row_bytes(m.dtype, m.cols);
@@ -115,17 +111,6 @@ std::vector<float> swiglu_mlp_hidden(const HostMatrix& gate, const HostMatrix& u
   return h;
 }
 
-ExpertSlotLayout expert_slot_layout(DType gate_up, DType down, int64_t dim, int64_t inter) {
-  const uint64_t gate_bytes = row_bytes(gate_up, dim) * uint64_t(inter);
-  const uint64_t down_bytes = row_bytes(down, inter) * uint64_t(dim);
-  ExpertSlotLayout l;
-  l.gate_offset = 0;
-  l.up_offset = round_up(gate_bytes, 16);
-  l.down_offset = round_up(l.up_offset + gate_bytes, 16);
-  l.slot_bytes = round_up(l.down_offset + down_bytes, 256);
-  return l;
-}
-
 HostExpert random_expert(DType gate_up, DType down, int64_t dim, int64_t inter, std::mt19937& rng) {
   // Scales keep activations O(1) like a trained model's (|x| <= 1, 1/sqrt(fan-in) weights).
   const float gu_scale = 2.0f / std::sqrt(float(dim)), down_scale = 2.0f / std::sqrt(float(inter));
@@ -148,12 +133,12 @@ std::vector<uint8_t> pack_slots(const std::vector<HostExpert>& experts, const st
   return bytes;
 }
 
-std::vector<float> moe_token(const std::vector<HostExpert>& experts, const uint32_t* ids, const float* weights,
-                             uint32_t top_k, const float* x, const float* shared) {
-  const HostMatrix& any_down = experts.at(0).down;
+std::vector<float> moe_token(const std::vector<const HostExpert*>& expert_of, const uint32_t* ids,
+                             const float* weights, uint32_t top_k, const float* x, const float* shared) {
+  const HostMatrix& any_down = expert_of.at(0)->down;
   std::vector<double> y(size_t(any_down.rows), 0.0);
   for (uint32_t k = 0; k < top_k; ++k) {
-    const HostExpert& e = experts.at(ids[k]);
+    const HostExpert& e = *expert_of.at(ids[k]);
     const std::vector<float> h = swiglu_mlp_hidden(e.gate, e.up, x);
     const std::vector<float> out = matvec(e.down, h.data());
     for (size_t d = 0; d < y.size(); ++d) y[d] += double(weights[k]) * double(out[d]);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loader/tensor.h"
+#include "runtime/moe_ops.h"
 
 namespace megrez::test {
 
@@ -48,27 +49,21 @@ std::vector<float> matvec(const HostMatrix& m, const float* x);
 // h = silu(gate x) * (up x)
 std::vector<float> swiglu_mlp_hidden(const HostMatrix& gate, const HostMatrix& up, const float* x);
 
-// ---- Expert slots ---------------------------------------------------------------------------
-// One routed expert's three matrices in one slot: gate [inter, dim] at gate_offset, up at
-// up_offset, down [dim, inter] at down_offset (byte offsets, each 16-byte aligned), slots
-// slot_bytes apart (a multiple of 256, so a slot is also bindable on its own).
-struct ExpertSlotLayout {
-  uint32_t gate_offset = 0, up_offset = 0, down_offset = 0, slot_bytes = 0;
-};
-ExpertSlotLayout expert_slot_layout(DType gate_up, DType down, int64_t dim, int64_t inter);
-
+// ---- Experts --------------------------------------------------------------------------------
 struct HostExpert {
   HostMatrix gate, up, down;
 };
 HostExpert random_expert(DType gate_up, DType down, int64_t dim, int64_t inter, std::mt19937& rng);
 
-// Bytes of `n_slots` slots with expert e stored in slot slot_of[e] (other slots zero).
+// Bytes of `n_slots` slots (runtime/moe_ops.h layout) with expert e in slot slot_of[e]
+// (other slots zero).
 std::vector<uint8_t> pack_slots(const std::vector<HostExpert>& experts, const std::vector<uint32_t>& slot_of,
                                 uint32_t n_slots, const ExpertSlotLayout& layout);
 
-// y = shared + sum_k w[k] * down_k(silu(gate_k x) * up_k x), k over the token's ids.
-std::vector<float> moe_token(const std::vector<HostExpert>& experts, const uint32_t* ids, const float* weights,
-                             uint32_t top_k, const float* x, const float* shared);
+// y = shared + sum_k w[k] * down_e(silu(gate_e x) * up_e x), e = ids[k]; expert_of[e] holds
+// expert e's weights (several ids may share one HostExpert).
+std::vector<float> moe_token(const std::vector<const HostExpert*>& expert_of, const uint32_t* ids,
+                             const float* weights, uint32_t top_k, const float* x, const float* shared);
 
 // Normalised squared error sum (a-b)^2 / sum b^2 (0 when both are zero).
 double nmse(const std::vector<float>& got, const std::vector<float>& expected);

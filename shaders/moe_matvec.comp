@@ -1,0 +1,111 @@
+#version 450
+// Expert products for one token at a time (decode), "matvec style": a workgroup computes
+// ROWS_PER_GROUP output rows of one matrix-vector product. Its invocations stride over the
+// rows' 8-weight quarters (weights.glsl), so a 2048-wide row keeps 256 invocations busy in
+// every format; each input quarter is loaded once for all rows (and both matrices), then one
+// multi-row workgroup reduction (common/reduce_rows.glsl). Three modes by define:
+//   MOE_GATE_UP    h[t,k] = silu(G_e x[t]) * (U_e x[t]) for e = ids[t,k], read through the
+//                  slot table (all K experts in one dispatch: workgroups over (rows, k, t))
+//   MOE_DOWN       y[t,k] = D_e h[t,k]
+//   SWIGLU_DIRECT  h[t] = silu(G x[t]) * (U x[t]) with G, U at fixed offsets of one binding
+//                  (the shared expert, a dense MLP)
+// Buffers, push constants and slot layout: abi/moe.h. Activations and sums are fp32.
+#extension GL_GOOGLE_include_directive : require
+#include "common/workgroup.glsl"
+#include "abi/moe.h"
+
+#if defined(MOE_GATE_UP) || defined(SWIGLU_DIRECT)
+#define MATRICES 2
+#else
+#define MATRICES 1
+#endif
+
+layout(set = 0, binding = 0) readonly buffer Weights { uint weight_words[]; };
+layout(set = 0, binding = 1) readonly buffer Input { float input_values[]; };
+#ifdef SWIGLU_DIRECT
+layout(set = 0, binding = 2) writeonly buffer Output { float output_values[]; };
+#else
+layout(set = 0, binding = 2) readonly buffer Ids { uint ids[]; };
+layout(set = 0, binding = 3) readonly buffer SlotTable { uint slot_table[]; };
+layout(set = 0, binding = 4) writeonly buffer Output { float output_values[]; };
+#endif
+layout(push_constant) uniform Push { MoePush pc; };
+layout(constant_id = 4) const uint ROWS_PER_GROUP = 4u;
+
+#define WEIGHT_WORD(i) weight_words[i]
+#include "common/weights.glsl"
+#ifndef SWIGLU_DIRECT
+#include "common/expert_slots.glsl"
+#endif
+// Sums: gate rows 0..R-1, then up rows R..2R-1 (gate/up modes). One named constant, so
+// every array sized by it has the same type.
+const uint SUMS = uint(MATRICES) * ROWS_PER_GROUP;
+#define REDUCE_ROWS SUMS
+#include "common/reduce_rows.glsl"
+
+float silu(float v) { return v / (1.0 + exp(-v)); }
+
+vec4 load_input4(uint i) { return vec4(input_values[i], input_values[i + 1u], input_values[i + 2u], input_values[i + 3u]); }
+
+void main() {
+  const uint token = gl_WorkGroupID.z;
+  const uint first_row = gl_WorkGroupID.x * ROWS_PER_GROUP;
+  // Every early return below is uniform per workgroup, so it is safe before the barriers.
+  if (token >= pc.tokens || first_row >= pc.rows) return;
+#ifdef SWIGLU_DIRECT
+  const uint base = 0u;
+  const uint in_base = token * pc.cols, out_base = token * pc.rows;
+#else
+  const uint entry = token * pc.top_k + gl_WorkGroupID.y;
+  uint base;
+  if (gl_WorkGroupID.y >= pc.top_k || !expert_slot_base(ids[entry], base)) return;
+#ifdef MOE_GATE_UP
+  const uint in_base = token * pc.cols;
+#else
+  const uint in_base = entry * pc.cols;
+#endif
+  const uint out_base = entry * pc.rows;
+#endif
+
+  const uint tid = gl_LocalInvocationIndex, width = gl_WorkGroupSize.x;
+  const uint row_bytes = WEIGHT_ROW_BYTES(pc.cols);
+  // Rows past the end (last group) re-read the last row; their sums are never written.
+  uint row_byte[REDUCE_ROWS];
+  float acc[REDUCE_ROWS];
+  for (uint i = 0u; i < REDUCE_ROWS; ++i) {
+    const uint r = i % ROWS_PER_GROUP;
+    const uint matrix_offset = i < ROWS_PER_GROUP ? pc.matrix_offset : pc.up_offset;
+    row_byte[i] = base + matrix_offset + min(first_row + r, pc.rows - 1u) * row_bytes;
+    acc[i] = 0.0;
+  }
+
+  const uint quarters = pc.cols / 8u;
+  for (uint u = tid; u < quarters; u += width) {
+    const uint block = u >> 2, q = u & 3u;
+    const uint col = in_base + block * 32u;
+    const vec4 x_lo = load_input4(col + WEIGHT_QUARTER_LO(q));
+    const vec4 x_hi = load_input4(col + WEIGHT_QUARTER_HI(q));
+    for (uint i = 0u; i < REDUCE_ROWS; ++i) {
+      vec4 w_lo, w_hi;
+      weight_quarter(row_byte[i] + block * WEIGHT_BLOCK_BYTES, q, w_lo, w_hi);
+      acc[i] += dot(w_lo, x_lo) + dot(w_hi, x_hi);
+    }
+  }
+#if !WEIGHT_QUANTIZED
+  // Float formats may end mid-quarter: the last cols % 8 columns one by one.
+  for (uint c = quarters * 8u + tid; c < pc.cols; c += width) {
+    const float v = input_values[in_base + c];
+    for (uint i = 0u; i < REDUCE_ROWS; ++i) acc[i] += weight_at(row_byte[i], c) * v;
+  }
+#endif
+
+  reduce_rows(acc);
+  for (uint r = tid; r < ROWS_PER_GROUP && first_row + r < pc.rows; r += width) {
+#if MATRICES == 2
+    const float value = silu(row_totals[r]) * row_totals[ROWS_PER_GROUP + r];
+#else
+    const float value = row_totals[r];
+#endif
+    output_values[out_base + first_row + r] = value;
+  }
+}
