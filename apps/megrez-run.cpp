@@ -31,7 +31,7 @@ struct UsageError : Error {
 
 const char* const kUsage = R"(usage: megrez-run [options]
   --model PATH          Hugging Face directory or .gguf file (default: the bundled tiny model)
-  --prompt TEXT         prompt text (tokenized with the model's tokenizer)
+  --prompt TEXT         prompt text (tokenized with the model's tokenizer); with --chat the first turn
   --prompt-ids 1,2,3    prompt as token ids
   -n N                  tokens to generate (default 64; in --chat, per reply: 512)
   --temp T              temperature; 0 = greedy (default 0; Megrez2 recommends 0.7)
