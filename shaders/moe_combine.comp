@@ -17,7 +17,8 @@ void main() {
   const uint total = pc.tokens * pc.dim;
   for (uint i = gl_GlobalInvocationID.x; i < total; i += stride) {
     const uint token = i / pc.dim, d = i % pc.dim;
-    float routed = 0.0;
+    // `precise`: no fused multiply-add, so every driver rounds exactly like the CPU check.
+    precise float routed = 0.0;
     for (uint k = 0u; k < pc.top_k; ++k) {
       const uint entry = token * pc.top_k + k;
       routed += weights[entry] * expert_out[entry * pc.dim + d];

@@ -1,6 +1,9 @@
 // GPU timestamps of the MoE kernels at Megrez2 sizes (D 2048, I 1408, E 64, k 6, shared
-// width 5632). A measurement, not a check: skipped unless run explicitly, e.g.
+// width 5632), with the dense matvec/matmul of the same sizes for comparison. A measurement,
+// not a check: skipped unless run explicitly, e.g.
 //   test-kernels -tc="moe kernel timings*" --no-skip
+// Knobs (environment): MOE_FORMAT=q4_0 (one format), MOE_BATCH=128 (tokens for the batched
+// kernels; 1 skips them), MOE_REPEATS=5 (runs per kernel; the best is printed).
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -39,7 +42,7 @@ std::vector<uint8_t> weight_bytes(DType dtype, size_t rows, size_t cols, std::mt
 }  // namespace
 
 TEST_CASE_FIXTURE(test::GpuTest, "moe kernel timings at Megrez2 decode sizes" * doctest::skip(true)) {
-  const uint32_t batch = uint32_t(std::getenv("MOE_BATCH") ? std::atoi(std::getenv("MOE_BATCH")) : 128);  // prefill chunk
+  const uint32_t batch = uint32_t(std::getenv("MOE_BATCH") ? std::max(1, std::atoi(std::getenv("MOE_BATCH"))) : 128);
   for (DType dtype : test::all_weight_formats()) {
     if (std::getenv("MOE_FORMAT") && std::string(std::getenv("MOE_FORMAT")) != dtype_name(dtype)) continue;
     std::mt19937 rng(1);
@@ -84,7 +87,7 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe kernel timings at Megrez2 decode sizes" * 
     const MoeBatchScratch scratch = allocate_moe_batch_scratch(arena, ctx.caps(), batch * kTopK, kExperts);
     const uint64_t shared_matrix = uint64_t(row_bytes(dtype, kDim)) * kSharedWidth;
 
-    // Each kernel runs kRepeats times back to back (barriers between); the best time is
+    // Each kernel runs MOE_REPEATS times back to back (barriers between); the best time is
     // reported, as lavapipe shares the CPU with everything else on the machine.
     const int repeats = std::getenv("MOE_REPEATS") ? std::atoi(std::getenv("MOE_REPEATS")) : 5;
     GpuProfiler prof(ctx, 512);
