@@ -86,7 +86,7 @@ struct MoeGpuResult {
 // Runs one MoE layer's routed part on the GPU: products by `path`, then the combine into the
 // residual. Each part of the slot store is its own allocation (as in a budgeted cache).
 inline MoeGpuResult run_moe(Context& ctx, const MoeProblem& p, MoePath path, const SlotPlacement& place,
-                            const std::vector<uint32_t>& parts_to_run = {}) {
+                            const std::vector<uint32_t>& parts_to_run = {}, Reduce reduce = Reduce::Auto) {
   const ExpertSlotLayout layout = expert_slot_layout(p.gate_up, p.down, p.dim, p.inter);
   const std::vector<uint8_t> store = pack_slots(p.distinct, place.slot_of_distinct, place.n_slots, layout);
   const uint64_t entries = uint64_t(p.tokens) * p.top_k;
@@ -116,9 +116,9 @@ inline MoeGpuResult run_moe(Context& ctx, const MoeProblem& p, MoePath path, con
   CommandBuffer cmd(ctx);
   cmd.begin();
   if (path == MoePath::Decode) {
-    record_moe_gate_up(cmd, slots, args, x, ids, slot_table, hidden);
+    record_moe_gate_up(cmd, slots, args, x, ids, slot_table, hidden, reduce);
     barrier_compute_to_compute(cmd);
-    record_moe_down(cmd, slots, args, hidden, ids, slot_table, y);
+    record_moe_down(cmd, slots, args, hidden, ids, slot_table, y, reduce);
   } else {
     const MoeBatchScratch scratch = allocate_moe_batch_scratch(arena, ctx.caps(), uint32_t(entries), p.n_experts);
     record_moe_sort(cmd, ids, scratch);

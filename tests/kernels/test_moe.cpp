@@ -70,6 +70,19 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe mixed formats and columns that are not who
   }
 }
 
+TEST_CASE_FIXTURE(test::GpuTest, "moe decode: both reduction flavours match the CPU") {
+  std::vector<Reduce> flavours{Reduce::SharedMemory};
+  if (ctx.caps().use_subgroup_reduce()) flavours.push_back(Reduce::Subgroup);
+  for (Reduce reduce : flavours) {
+    for (DType dtype : {DType::F16, DType::Q4_0}) {
+      CAPTURE(int(reduce));
+      CAPTURE(dtype_name(dtype));
+      const test::MoeProblem p = test::make_moe_problem(dtype, dtype, 96, 64, 8, 3, 2, 8, 31);
+      check_against_cpu(p, test::run_moe(ctx, p, MoePath::Decode, test::identity_placement(p), {}, reduce));
+    }
+  }
+}
+
 TEST_CASE_FIXTURE(test::GpuTest, "moe slot table: permuted slots, gaps and parts give identical bits") {
   for (MoePath path : {MoePath::Decode, MoePath::Batched}) {
     CAPTURE(int(path));
