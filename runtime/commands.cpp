@@ -78,7 +78,10 @@ CommandBuffer::CommandBuffer(Context& ctx, QueueRole role) : ctx_(ctx), role_(ro
 }
 
 CommandBuffer::~CommandBuffer() {
-  if (pending_) vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, timeout_ns(ctx_));
+  // No timeout here: after wait() reported a slow pass as a hang, the GPU may still be
+  // executing this buffer, and freeing its pool under it crashes (seen on lavapipe). A lost
+  // device makes the wait return with an error instead of blocking.
+  if (pending_) vkWaitForFences(ctx_.device(), 1, &fence_, VK_TRUE, UINT64_MAX);
   for (VkDescriptorPool p : descriptor_pools_) vkDestroyDescriptorPool(ctx_.device(), p, nullptr);
   vkDestroyFence(ctx_.device(), fence_, nullptr);
   vkDestroyCommandPool(ctx_.device(), pool_, nullptr);  // frees cmd_
