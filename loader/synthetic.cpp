@@ -9,6 +9,7 @@
 #include "loader/error.h"
 #include "loader/gguf_export.h"
 #include "loader/mapped_file.h"
+#include "loader/deterministic_random.h"
 #include "loader/quant.h"
 #include "loader/safetensors.h"
 #include "loader/weight_layout.h"
@@ -20,22 +21,6 @@ namespace {
 using nlohmann::json;
 
 // ---------------------------------------------------------------- deterministic values
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-// Uniform in [-1, 1) from the top 24 bits: exactly representable, identical everywhere.
-float uniform(uint64_t& state) { return float(splitmix64(state) >> 40) * (2.0f / 16777216.0f) - 1.0f; }
 
 std::vector<float> tensor_values(const WeightSlot& slot, uint64_t seed) {
   uint64_t state = fnv1a(slot.hf_name) ^ (seed * 0x2545f4914f6cdd1dull);

@@ -7,6 +7,7 @@
 
 #include "loader/error.h"
 #include "loader/gguf_export.h"
+#include "loader/deterministic_random.h"
 #include "loader/quant.h"
 #include "loader/synthetic.h"
 #include "loader/weight_layout.h"
@@ -14,22 +15,6 @@
 namespace megrez {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-// Uniform in [-1, 1) from the top 24 bits (exact in float, the same on every platform).
-float uniform(uint64_t& state) { return float(splitmix64(state) >> 40) * (2.0f / 16777216.0f) - 1.0f; }
 
 ModelConfig megrez2_config() {
   ModelConfig c;
