@@ -2,7 +2,6 @@
 // the benchmark table: GPU timestamps plus the process CPU time (on lavapipe with
 // LP_NUM_THREADS=1 the CPU time is the kernel's cost, unaffected by other load on the host).
 // Skipped by default: test-kernels -tc="attention timings*" --no-skip
-#include <algorithm>
 #include <ctime>
 #include <cstdio>
 
