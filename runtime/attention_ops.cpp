@@ -9,8 +9,9 @@
 #include "loader/error.h"
 #include "runtime/context.h"
 #include "runtime/dispatch.h"
-#include "shaders/abi/attention.h"
 #include "shaders/abi/attention_combine.h"
+#include "shaders/abi/attention_decode.h"
+#include "shaders/abi/attention_prefill.h"
 #include "shaders/abi/kv_store.h"
 #include "shaders/abi/rope.h"
 
@@ -57,32 +58,31 @@ uint64_t rows_floats(uint64_t offset, uint64_t tokens, uint64_t row_stride, uint
 
 const char* kv_suffix(KvType type) { return type == KvType::F16 ? "_f16" : "_f32"; }
 
-// attention.comp: query rows per workgroup (rows) x head dim x keys per tile (workgroup).
-constexpr uint32_t kMaxRows = 16;          // acc[rows] vec4 per invocation: 64 registers at most
-constexpr uint32_t kPrefillTargetRows = 8;
-
-uint64_t attention_shared_bytes(uint32_t rows, uint32_t head_dim, uint32_t workgroup) {
-  const uint64_t quads = (head_dim / 2 + 1) / 2, row_quads = (uint64_t{rows} + 3) / 4;
-  return rows * quads * 16             // q_shared: vec4 per row and quad
-         + workgroup * row_quads * 16;  // tile_p: vec4 per key and four rows
+uint64_t decode_shared_bytes(uint32_t head_block, uint32_t head_dim, uint32_t workgroup) {
+  return uint64_t{head_block} * head_dim * 4      // q_shared
+         + uint64_t{head_block} * workgroup * 4;  // tile_values
 }
 
-// Step 4 of attention.comp gives each invocation two output pairs of every row.
+uint64_t prefill_shared_bytes(uint32_t rows, uint32_t key_tile, uint32_t head_dim) {
+  return uint64_t{rows} * head_dim * 4        // q_tile
+         + uint64_t{key_tile} * head_dim * 4  // kv_tile
+         + uint64_t{rows} * key_tile * 4      // scores
+         + uint64_t{rows} * 2 * 4;            // row_alpha, row_sum
+}
+
+// Both attention kernels give each invocation one output pair of a head in their P V step.
 void check_head_dim_fits(const AttentionShape& shape, uint32_t workgroup, const char* kernel) {
-  require((shape.head_dim / 2 + 1) / 2 <= workgroup, kernel,
-          "head_dim " + std::to_string(shape.head_dim) + " is above four times the workgroup size " +
+  require(shape.head_dim / 2 <= workgroup, kernel,
+          "head_dim " + std::to_string(shape.head_dim) + " is above twice the workgroup size " +
               std::to_string(workgroup));
 }
 
-// The most query heads per workgroup (all of a kv head's group if they fit) for
-// `queries` queries per workgroup.
-uint32_t max_head_block(const DeviceCaps& caps, const AttentionShape& shape, uint32_t workgroup, uint32_t queries,
-                        const char* kernel) {
-  uint32_t head_block = std::min(shape.q_heads / shape.kv_heads, kMaxRows / queries);
-  while (head_block > 1 && attention_shared_bytes(head_block * queries, shape.head_dim, workgroup) > caps.max_shared_memory) {
+uint32_t decode_max_head_block(const DeviceCaps& caps, const AttentionShape& shape, uint32_t workgroup) {
+  uint32_t head_block = shape.q_heads / shape.kv_heads;
+  while (head_block > 1 && decode_shared_bytes(head_block, shape.head_dim, workgroup) > caps.max_shared_memory) {
     head_block = (head_block + 1) / 2;
   }
-  require(attention_shared_bytes(head_block * queries, shape.head_dim, workgroup) <= caps.max_shared_memory, kernel,
+  require(decode_shared_bytes(head_block, shape.head_dim, workgroup) <= caps.max_shared_memory, "attention_decode",
           "head_dim " + std::to_string(shape.head_dim) + " does not fit " + std::to_string(caps.max_shared_memory) +
               " bytes of shared memory");
   return head_block;
@@ -92,38 +92,6 @@ uint32_t max_head_block(const DeviceCaps& caps, const AttentionShape& shape, uin
 uint32_t decode_max_splits(const AttentionShape& shape, uint32_t head_block) {
   const uint64_t head_blocks = ceil_div(shape.q_heads / shape.kv_heads, head_block);
   return static_cast<uint32_t>(std::max<uint64_t>(1, kDecodeTargetWorkgroups / (shape.kv_heads * head_blocks)));
-}
-
-bool use_subgroup(const DeviceCaps& caps, Reduction reduction, const char* kernel) {
-  const bool subgroup = reduction == Reduction::Auto ? caps.use_subgroup_reduce() : reduction == Reduction::Subgroup;
-  require(!subgroup || caps.use_subgroup_reduce(), kernel, "subgroup reduction forced on a device without it");
-  return subgroup;
-}
-
-// Everything attention.comp needs beyond the push constants.
-struct AttentionLaunch {
-  KvType type;
-  Reduction reduction;
-  uint32_t workgroup, head_block, query_block;
-};
-
-void dispatch_attention(CommandBuffer& cmd, const AttentionLaunch& l, const AttentionShape& s, const BufferRange& q,
-                        const BufferRange& k_cache, const BufferRange& v_cache, const BufferRange& destination,
-                        const abi::AttentionPush& push, const char* kernel) {
-  Context& ctx = cmd.context();
-  const DeviceCaps& caps = ctx.caps();
-  require(attention_shared_bytes(l.head_block * l.query_block, s.head_dim, l.workgroup) <= caps.max_shared_memory,
-          kernel, "plan needs more shared memory than the device has");
-  require(l.head_block * l.query_block <= kMaxRows, kernel,
-          "plan has more than " + std::to_string(kMaxRows) + " query rows per workgroup");
-  check_head_dim_fits(s, l.workgroup, kernel);
-  const bool subgroup = use_subgroup(caps, l.reduction, kernel);
-  const Pipeline& pipeline =
-      ctx.pipeline(std::string("attention") + kv_suffix(l.type) + (subgroup ? "" : "_shmem"),
-                   Specialization{{l.workgroup, 1, 1}, {caps.subgroup_size, s.head_dim, l.head_block, l.query_block}});
-  const uint32_t head_blocks = static_cast<uint32_t>(ceil_div(s.q_heads / s.kv_heads, l.head_block));
-  dispatch(cmd, pipeline, {q, k_cache, v_cache, destination}, push,
-           {push.splits, s.kv_heads * head_blocks, group_count(push.tokens, l.query_block)});
 }
 
 }  // namespace
@@ -206,7 +174,7 @@ DecodePlan plan_attention_decode(const DeviceCaps& caps, const AttentionShape& s
   DecodePlan plan;
   plan.workgroup = workgroup_size(caps);
   check_head_dim_fits(shape, plan.workgroup, "attention_decode");
-  plan.head_block = max_head_block(caps, shape, plan.workgroup, 1, "attention_decode");
+  plan.head_block = decode_max_head_block(caps, shape, plan.workgroup);
   const uint64_t min_chunk = uint64_t{kDecodeMinTilesPerSplit} * plan.workgroup;
   const uint64_t splits = std::clamp<uint64_t>(ceil_div(n_ctx, min_chunk), 1, decode_max_splits(shape, plan.head_block));
   // Chunks are whole tiles; recount the splits so none is empty.
@@ -216,8 +184,6 @@ DecodePlan plan_attention_decode(const DeviceCaps& caps, const AttentionShape& s
 }
 
 VkDeviceSize attention_decode_partials_bytes(const AttentionShape& shape, const DecodePlan& plan) {
-  // One split writes the output directly; more write [splits][1 token][H][Dh + 2] floats.
-  if (plan.splits <= 1) return 0;
   return VkDeviceSize{plan.splits} * shape.q_heads * (shape.head_dim + 2) * 4;
 }
 
@@ -226,11 +192,10 @@ VkDeviceSize attention_decode_max_partials_bytes(const DeviceCaps& caps, const A
   // A plan's split count is at most its first estimate, which grows with n_ctx up to the cap;
   // the recount after rounding chunks to whole tiles can make a longer context use fewer
   // splits than a shorter one, so bound the estimate rather than plan max_ctx itself.
-  // Never 0, so callers can always allocate the buffer.
   const DecodePlan plan = plan_attention_decode(caps, shape, max_ctx);
   DecodePlan bound = plan;
   bound.splits = static_cast<uint32_t>(std::clamp<uint64_t>(
-      ceil_div(max_ctx, uint64_t{kDecodeMinTilesPerSplit} * plan.workgroup), 2, std::max(2u, decode_max_splits(shape, plan.head_block))));
+      ceil_div(max_ctx, uint64_t{kDecodeMinTilesPerSplit} * plan.workgroup), 1, decode_max_splits(shape, plan.head_block)));
   return attention_decode_partials_bytes(shape, bound);
 }
 
@@ -247,6 +212,8 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
   const char* kernel = "attention_decode";
   const AttentionShape& s = a.shape;
   check_shape(s, kernel);
+  Context& ctx = cmd.context();
+  const DeviceCaps& caps = ctx.caps();
   const uint32_t group_size = s.q_heads / s.kv_heads;
   require(a.n_ctx > 0, kernel, "n_ctx must be positive");
   require(plan.workgroup > 0 && plan.head_block > 0 && plan.head_block <= group_size && plan.chunk > 0, kernel,
@@ -254,6 +221,9 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
   require(uint64_t{plan.splits} * plan.chunk >= a.n_ctx && uint64_t{plan.splits - 1} * plan.chunk < a.n_ctx, kernel,
           "plan splits " + std::to_string(plan.splits) + " x chunk " + std::to_string(plan.chunk) +
               " do not cover n_ctx " + std::to_string(a.n_ctx) + " with every split non-empty");
+  require(decode_shared_bytes(plan.head_block, s.head_dim, plan.workgroup) <= caps.max_shared_memory, kernel,
+          "plan needs more shared memory than the device has");
+  check_head_dim_fits(s, plan.workgroup, kernel);
   const uint64_t qkv_floats = uint64_t{s.q_heads} * s.head_dim;
   check_bytes(q, 4 * (uint64_t{a.q_offset} + qkv_floats), kernel, "q");
   check_bytes(out, 4 * (uint64_t{a.out_offset} + qkv_floats), kernel, "out");
@@ -262,43 +232,44 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
   check_bytes(v_cache, cache_bytes, kernel, "V cache (n_ctx rows)");
   check_bytes(partials, attention_decode_partials_bytes(s, plan), kernel, "partials");
 
-  const AttentionLaunch launch{a.type, plan.reduction, plan.workgroup, plan.head_block, 1};
-  const abi::AttentionPush push{1,           a.n_ctx - 1, s.q_heads,    s.kv_heads,  a.q_offset, 0,
-                                plan.chunk,  plan.splits, a.out_offset, uint32_t(qkv_floats), a.scale};
-  if (plan.splits == 1) {
-    dispatch_attention(cmd, launch, s, q, k_cache, v_cache, out, push, kernel);
-    return;
-  }
-  dispatch_attention(cmd, launch, s, q, k_cache, v_cache, partials, push, kernel);
+  bool subgroup = caps.use_subgroup_reduce();
+  if (plan.reduction != Reduction::Auto) subgroup = plan.reduction == Reduction::Subgroup;
+  require(!subgroup || caps.use_subgroup_reduce(), kernel, "subgroup reduction forced on a device without it");
+  const std::string name = std::string(kernel) + kv_suffix(a.type) + (subgroup ? "" : "_shmem");
+  const Pipeline& pipeline =
+      ctx.pipeline(name, Specialization{{plan.workgroup, 1, 1}, {caps.subgroup_size, s.head_dim, plan.head_block}});
+  const uint32_t head_blocks = static_cast<uint32_t>(ceil_div(group_size, plan.head_block));
+  dispatch(cmd, pipeline, {q, k_cache, v_cache, partials},
+           abi::AttentionDecodePush{a.n_ctx, s.q_heads, s.kv_heads, a.q_offset, plan.chunk, plan.splits, a.scale},
+           {plan.splits, s.kv_heads * head_blocks});
   barrier_compute_to_compute(cmd);
-  Context& ctx = cmd.context();
-  const uint32_t combine_workgroup = std::min(kCombineWorkgroup, workgroup_size(ctx.caps()));
+  const uint32_t combine_workgroup = std::min(kCombineWorkgroup, workgroup_size(caps));
   const Pipeline& combine = ctx.pipeline("attention_combine", Specialization{{combine_workgroup, 1, 1}, {}});
   dispatch(cmd, combine, {partials, out},
-           abi::AttentionCombinePush{plan.splits, 1, s.q_heads, s.head_dim, a.out_offset, uint32_t(qkv_floats)},
-           {s.q_heads, 1});
+           abi::AttentionCombinePush{plan.splits, s.q_heads, s.head_dim, a.out_offset}, {s.q_heads});
 }
 
 // ---- Prefill -------------------------------------------------------------------------------
 
 PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape) {
   check_shape(shape, "attention_prefill");
-  PrefillPlan plan;
-  plan.workgroup = workgroup_size(caps);
-  check_head_dim_fits(shape, plan.workgroup, "attention_prefill");
-  // About kPrefillTargetRows query rows: the query heads of one kv head first (they share
-  // every K/V load), then consecutive queries.
   const uint32_t group_size = shape.q_heads / shape.kv_heads;
-  const uint32_t queries = std::max(1u, kPrefillTargetRows / std::min(group_size, kPrefillTargetRows));
-  plan.query_block = queries;
-  while (plan.query_block > 1 &&
-         attention_shared_bytes(std::min(group_size, kPrefillTargetRows) * plan.query_block, shape.head_dim,
-                                plan.workgroup) > caps.max_shared_memory) {
-    plan.query_block /= 2;
+  PrefillPlan plan;
+  plan.workgroup = workgroup_size(caps);  // >= 128 on every Vulkan device: rows and key tiles fit
+  check_head_dim_fits(shape, plan.workgroup, "attention_prefill");
+  // Most query rows first (each K/V tile is reused by every row), then the longest key tile.
+  for (uint32_t rows : {32u, 16u, 8u, 4u, 2u, 1u}) {
+    for (uint32_t key_tile : {32u, 16u, 8u, 4u}) {
+      plan.head_block = std::min(group_size, rows);
+      plan.query_block = std::max(1u, rows / plan.head_block);
+      plan.key_tile = key_tile;
+      if (prefill_shared_bytes(plan.head_block * plan.query_block, key_tile, shape.head_dim) <= caps.max_shared_memory) {
+        return plan;
+      }
+    }
   }
-  plan.head_block = std::min(max_head_block(caps, shape, plan.workgroup, plan.query_block, "attention_prefill"),
-                             kPrefillTargetRows);
-  return plan;
+  throw Error("attention_prefill: head_dim " + std::to_string(shape.head_dim) + " does not fit " +
+              std::to_string(caps.max_shared_memory) + " bytes of shared memory");
 }
 
 void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const BufferRange& k_cache,
@@ -313,25 +284,36 @@ void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const Bu
   const char* kernel = "attention_prefill";
   const AttentionShape& s = a.shape;
   check_shape(s, kernel);
+  Context& ctx = cmd.context();
+  const DeviceCaps& caps = ctx.caps();
   const uint32_t group_size = s.q_heads / s.kv_heads;
   require(a.tokens > 0, kernel, "tokens must be positive");
-  require(plan.workgroup > 0 && plan.head_block > 0 && plan.head_block <= group_size && plan.query_block > 0, kernel,
-          "plan has an empty workgroup or block, or a head block above H / Hkv");
+  require(plan.workgroup > 0 && plan.head_block > 0 && plan.head_block <= group_size && plan.query_block > 0 &&
+              plan.key_tile > 0,
+          kernel, "plan has an empty tile or a head block above H / Hkv");
+  require(prefill_shared_bytes(plan.head_block * plan.query_block, plan.key_tile, s.head_dim) <= caps.max_shared_memory,
+          kernel, "plan needs more shared memory than the device has");
+  require(uint64_t{plan.head_block} * plan.query_block <= plan.workgroup && plan.key_tile <= plan.workgroup, kernel,
+          "plan has more query rows or keys per tile than invocations");
+  check_head_dim_fits(s, plan.workgroup, kernel);
   const uint64_t row_width = uint64_t{s.q_heads} * s.head_dim;
   require(a.tokens == 1 || (a.q_row_stride >= row_width && a.out_row_stride >= row_width), kernel,
           "q_row_stride and out_row_stride must be at least q_heads * head_dim");
   check_bytes(q, 4 * rows_floats(a.q_offset, a.tokens, a.q_row_stride, row_width), kernel, "q");
   check_bytes(out, 4 * rows_floats(0, a.tokens, a.out_row_stride, row_width), kernel, "out");
-  const uint64_t keys = uint64_t{a.pos0} + a.tokens;
-  require(keys < (uint64_t{1} << 32), kernel, "pos0 + tokens overflows 32 bits");
-  const uint64_t cache_bytes = keys * kv_cache_row_bytes(a.type, s.kv_heads, s.head_dim);
+  const uint64_t cache_bytes = (uint64_t{a.pos0} + a.tokens) * kv_cache_row_bytes(a.type, s.kv_heads, s.head_dim);
   check_bytes(k_cache, cache_bytes, kernel, "K cache (rows up to pos0 + tokens)");
   check_bytes(v_cache, cache_bytes, kernel, "V cache (rows up to pos0 + tokens)");
-  // One split over all keys: the output is written directly.
-  const abi::AttentionPush push{a.tokens,   a.pos0,  s.q_heads, s.kv_heads,       a.q_offset, a.q_row_stride,
-                                uint32_t(keys), 1,   0,         a.out_row_stride, a.scale};
-  dispatch_attention(cmd, {a.type, plan.reduction, plan.workgroup, plan.head_block, plan.query_block}, s, q, k_cache,
-                     v_cache, out, push, kernel);
+
+  const Pipeline& pipeline = ctx.pipeline(
+      std::string(kernel) + kv_suffix(a.type),
+      Specialization{{plan.workgroup, 1, 1},
+                     {caps.subgroup_size, s.head_dim, plan.head_block, plan.query_block, plan.key_tile}});
+  const uint32_t head_blocks = static_cast<uint32_t>(ceil_div(group_size, plan.head_block));
+  dispatch(cmd, pipeline, {q, k_cache, v_cache, out},
+           abi::AttentionPrefillPush{a.tokens, a.pos0, s.q_heads, s.kv_heads, a.q_offset, a.q_row_stride,
+                                     a.out_row_stride, a.scale},
+           {group_count(a.tokens, plan.query_block), s.kv_heads * head_blocks});
 }
 
 }  // namespace megrez

@@ -65,7 +65,6 @@ void record_kv_store(CommandBuffer& cmd, const BufferRange& k_src, const BufferR
                      const KvStoreArgs& args);
 
 // ---- Decode: one query token, split-K over the context -----------------------------------
-// Decode and prefill run the same kernel (shaders/attention.comp); decode splits the keys.
 enum class Reduction { Auto, Subgroup, Shmem };  // Auto: DeviceCaps::use_subgroup_reduce()
 
 struct DecodePlan {
@@ -77,8 +76,7 @@ struct DecodePlan {
 };
 // Tile shape from the caps and a split count that gives the device enough workgroups.
 DecodePlan plan_attention_decode(const DeviceCaps& caps, const AttentionShape& shape, uint32_t n_ctx);
-// Bytes of the partials buffer a plan needs (0 for one split, which writes `out` directly),
-// and an upper bound (never 0) for every n_ctx <= max_ctx: allocate that once.
+// Bytes of the partials buffer a plan needs, and the most any n_ctx <= max_ctx needs.
 VkDeviceSize attention_decode_partials_bytes(const AttentionShape& shape, const DecodePlan& plan);
 VkDeviceSize attention_decode_max_partials_bytes(const DeviceCaps& caps, const AttentionShape& shape,
                                                  uint32_t max_ctx);
@@ -92,8 +90,7 @@ struct DecodeArgs {
   float scale = 0;          // usually 1 / sqrt(head_dim)
 };
 // q: floats [H*Dh] (from q_offset); partials: scratch floats; out: floats [H*Dh] (from
-// out_offset). Records attention.comp, and with more than one split a compute barrier and
-// attention_combine.comp.
+// out_offset). Records decode, a compute barrier, combine.
 void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const BufferRange& k_cache,
                              const BufferRange& v_cache, const BufferRange& partials, const BufferRange& out,
                              const DecodeArgs& args);
@@ -104,10 +101,10 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
 
 // ---- Prefill: T queries, causal over the cache -------------------------------------------
 struct PrefillPlan {
-  uint32_t workgroup = 0;    // invocations = keys per tile
+  uint32_t workgroup = 0;
   uint32_t head_block = 0;   // query heads per workgroup
-  uint32_t query_block = 0;  // queries per workgroup (head_block * query_block <= 16 rows)
-  Reduction reduction = Reduction::Auto;
+  uint32_t query_block = 0;  // queries per workgroup
+  uint32_t key_tile = 0;     // keys per shared-memory tile
 };
 PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape);
 

@@ -52,13 +52,15 @@ megrez_variant(NAME argmax_shmem      SOURCE argmax.comp  BINDINGS 3 PUSH Argmax
 megrez_self_test(linear)   # runtime/linear_self_test.cpp: q4_0 matvec, argmax, rmsnorm vs the CPU
 
 # Attention (helper "attention"; runtime/attention_ops.h records them). RoPE and the KV store
-# reduce nothing; attention's per-tile row max is its only reduction (both flavours; decode
-# and prefill share the kernel); the split-K combine reduces within one invocation.
-megrez_variant(NAME rope              SOURCE rope.comp              BINDINGS 2 PUSH RopePush)
-megrez_variant(NAME kv_store_f32      SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush)
-megrez_variant(NAME kv_store_f16      SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush DEFINES KV_F16)
-megrez_variant(NAME attention_f32       SOURCE attention.comp BINDINGS 4 PUSH AttentionPush DEFINES REDUCE_SUBGROUP)
-megrez_variant(NAME attention_f32_shmem SOURCE attention.comp BINDINGS 4 PUSH AttentionPush DEFINES REDUCE_SHMEM)
-megrez_variant(NAME attention_f16       SOURCE attention.comp BINDINGS 4 PUSH AttentionPush DEFINES REDUCE_SUBGROUP KV_F16)
-megrez_variant(NAME attention_f16_shmem SOURCE attention.comp BINDINGS 4 PUSH AttentionPush DEFINES REDUCE_SHMEM KV_F16)
-megrez_variant(NAME attention_combine   SOURCE attention_combine.comp BINDINGS 2 PUSH AttentionCombinePush)
+# reduce nothing; decode's per-tile max is its only reduction (both flavours); the combine
+# pass and prefill reduce within one invocation only, so one variant each.
+megrez_variant(NAME rope                        SOURCE rope.comp              BINDINGS 2 PUSH RopePush)
+megrez_variant(NAME kv_store_f32                SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush)
+megrez_variant(NAME kv_store_f16                SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush DEFINES KV_F16)
+megrez_variant(NAME attention_decode_f32        SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SUBGROUP)
+megrez_variant(NAME attention_decode_f32_shmem  SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SHMEM)
+megrez_variant(NAME attention_decode_f16        SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SUBGROUP KV_F16)
+megrez_variant(NAME attention_decode_f16_shmem  SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SHMEM KV_F16)
+megrez_variant(NAME attention_combine           SOURCE attention_combine.comp BINDINGS 2 PUSH AttentionCombinePush)
+megrez_variant(NAME attention_prefill_f32       SOURCE attention_prefill.comp BINDINGS 4 PUSH AttentionPrefillPush)
+megrez_variant(NAME attention_prefill_f16       SOURCE attention_prefill.comp BINDINGS 4 PUSH AttentionPrefillPush DEFINES KV_F16)

@@ -1,4 +1,4 @@
-// Split-K decode attention (attention.comp + attention_combine.comp) against the fp64
+// Split-K decode attention (attention_decode.comp + attention_combine.comp) against the fp64
 // reference, over head dims, GQA ratios, context lengths, both cache types and both
 // reduction flavours.
 #include "attention_test_run.h"
@@ -145,5 +145,5 @@ TEST_CASE("decode plans cover the context with non-empty splits and fit the shar
   CHECK(plan_attention_decode(caps, {16, 1, 256}, 100).head_block == 8);
   CHECK(plan_attention_decode(caps, {16, 4, 128}, 100).head_block == 4);
   CHECK_THROWS_AS(plan_attention_decode(caps, {16, 4, 4096}, 100), Error);
-  CHECK_THROWS_AS(plan_attention_decode(caps, {4, 4, 1026}, 100), Error);  // 257 quads > 128 invocations
+  CHECK_THROWS_AS(plan_attention_decode(caps, {4, 4, 258}, 100), Error);  // 129 pairs > 128 invocations
 }

@@ -1,4 +1,4 @@
-// Causal prefill attention (attention.comp, one split) against the fp64 reference: chunk
+// Causal prefill attention (attention_prefill.comp) against the fp64 reference: chunk
 // lengths, offsets into an existing context, head dims, GQA ratios, both cache types, and
 // tile shapes other than the automatic ones.
 #include "attention_test_run.h"
@@ -40,22 +40,17 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention prefill matches fp64 over the shape 
   MESSAGE("prefill matrix: max abs error " << worst);
 }
 
-TEST_CASE_FIXTURE(test::GpuTest, "attention prefill: odd workgroups and blocks, partial head blocks, both reductions") {
+TEST_CASE_FIXTURE(test::GpuTest, "attention prefill: odd tiles, workgroups and partial head blocks") {
   const AttentionShape shape{16, 2, 64};  // groups of 8 query heads
-  std::vector<Reduction> reductions = {Reduction::Shmem};
-  if (ctx.caps().use_subgroup_reduce()) reductions.push_back(Reduction::Subgroup);
-  for (Reduction reduction : reductions) {
-    for (uint32_t workgroup : {40u, 128u}) {  // 16 quads: 2 and 8 key groups
-      for (PrefillPlan plan : {PrefillPlan{0, 3, 3}, PrefillPlan{0, 8, 2}, PrefillPlan{0, 1, 7}, PrefillPlan{0, 5, 1}}) {
-        plan.workgroup = workgroup;
-        plan.reduction = reduction;
-        CAPTURE(reduction == Reduction::Shmem ? "shmem" : "subgroup");
-        CAPTURE(workgroup);
-        CAPTURE(plan.head_block);
-        CAPTURE(plan.query_block);
-        CHECK(test::run_prefill_case(ctx, {shape, KvType::F16, 23, 40, 9}, plan) <= kTolerance);
-        CHECK(test::run_prefill_case(ctx, {shape, KvType::F32, 9, 0, 10}, plan) <= kTolerance);
-      }
+  for (uint32_t workgroup : {40u, 128u}) {  // 32 output pairs
+    for (PrefillPlan plan : {PrefillPlan{0, 3, 3, 5}, PrefillPlan{0, 8, 1, 4}, PrefillPlan{0, 1, 7, 32}}) {
+      plan.workgroup = workgroup;
+      CAPTURE(workgroup);
+      CAPTURE(plan.head_block);
+      CAPTURE(plan.query_block);
+      CAPTURE(plan.key_tile);
+      CHECK(test::run_prefill_case(ctx, {shape, KvType::F16, 23, 40, 9}, plan) <= kTolerance);
+      CHECK(test::run_prefill_case(ctx, {shape, KvType::F32, 9, 0, 10}, plan) <= kTolerance);
     }
   }
 }
@@ -92,35 +87,27 @@ TEST_CASE_FIXTURE(test::GpuTest, "record_attention_prefill rejects bad shapes, p
   plan.head_block = 4;  // above H / Hkv = 2
   CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
   plan = plan_attention_prefill(ctx.caps(), shape);
-  plan.head_block = 2;
-  plan.query_block = 9;  // 18 query rows: more than the kernel's 16
+  plan.key_tile = 4096;  // far over the shared memory
   CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
   cmd.submit_and_wait();
 }
 
-TEST_CASE("prefill plans fit the shared memory and take about 8 query rows, heads first") {
+TEST_CASE("prefill plans fit the shared memory and prefer many rows") {
   DeviceCaps caps;
   caps.max_workgroup_invocations = 128;
   caps.max_workgroup_size[0] = 128;
-  for (uint32_t shared : {32768u, 16384u}) {
-    caps.max_shared_memory = shared;
-    PrefillPlan p = plan_attention_prefill(caps, {16, 4, 128});  // Megrez2, Hkv 4
-    CHECK(p.workgroup == 128);
-    CHECK(p.head_block == 4);
-    CHECK(p.query_block == 2);
-    p = plan_attention_prefill(caps, {16, 1, 128});
-    CHECK(p.head_block == 8);
-    CHECK(p.query_block == 1);
-    p = plan_attention_prefill(caps, {3, 1, 18});
-    CHECK(p.head_block == 3);
-    CHECK(p.query_block == 2);
-    p = plan_attention_prefill(caps, {4, 4, 32});
-    CHECK(p.head_block == 1);
-    CHECK(p.query_block == 8);
-  }
-  caps.max_shared_memory = 4096;  // 8 rows of Dh 128 need 8 KiB: fewer queries
-  const PrefillPlan small = plan_attention_prefill(caps, {4, 4, 128});
-  CHECK(small.head_block * small.query_block < 8);
+  caps.max_shared_memory = 32768;
+  PrefillPlan p = plan_attention_prefill(caps, {16, 4, 128});
+  CHECK(p.head_block == 4);
+  CHECK(p.head_block * p.query_block == 32);
+  CHECK(p.key_tile == 16);
+  caps.max_shared_memory = 16384;
+  p = plan_attention_prefill(caps, {16, 4, 128});
+  CHECK(p.head_block * p.query_block == 16);
+  CHECK(p.key_tile == 8);
+  p = plan_attention_prefill(caps, {3, 1, 18});
+  CHECK(p.head_block == 3);
+  CHECK(p.query_block == 10);
   CHECK_THROWS_AS(plan_attention_prefill(caps, {16, 4, 8192}), Error);
-  CHECK_THROWS_AS(plan_attention_prefill(caps, {4, 4, 1026}), Error);  // 257 quads > 128 invocations
+  CHECK_THROWS_AS(plan_attention_prefill(caps, {4, 4, 258}), Error);  // 129 pairs > 128 invocations
 }
