@@ -126,8 +126,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       decode_arbitrary_ids(bpe(), payload);
       break;
     case 1:
+      // SentencePiece round-trips valid UTF-8 except NUL and its own whitespace meta-symbol
+      // U+2581 "\xE2\x96\x81", which libsentencepiece always decodes back to a space.
       round_trip(spm(), payload,
-                 megrez::utf8::is_valid(payload) && payload.find('\0') == std::string_view::npos);
+                 megrez::utf8::is_valid(payload) && payload.find('\0') == std::string_view::npos &&
+                     payload.find("\xE2\x96\x81") == std::string_view::npos);
       decode_arbitrary_ids(spm(), payload);
       break;
     case 2:
