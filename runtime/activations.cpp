@@ -36,8 +36,10 @@ std::vector<std::pair<BufferRange Activations::*, uint64_t>> device_buffers(cons
       {&Activations::mlp_up, T * F * 4},
       {&Activations::mlp_h, T * F * 4},
       {&Activations::mlp_out, T * D * 4},
-      {&Activations::route_ids, T * K * 4},
-      {&Activations::route_w, T * K * 4},
+      {&Activations::route_ids_even, T * K * 4},
+      {&Activations::route_ids_odd, T * K * 4},
+      {&Activations::route_w_even, T * K * 4},
+      {&Activations::route_w_odd, T * K * 4},
       {&Activations::route_scores, T * E * 4},
       {&Activations::expert_h, T * K * I * 4},
       {&Activations::expert_y, T * K * D * 4},
@@ -87,6 +89,9 @@ Activations::Activations(Context& ctx, const ModelConfig& config, uint32_t token
   }
   host_ = std::make_unique<Arena>(ctx, "activations-host", MemoryUse::Readback, 64 << 10);
   ids = host_->allocate(uint64_t{tokens} * 4);
+  const uint64_t id_bytes = uint64_t{tokens} * uint64_t(std::max<int64_t>(config.num_experts_per_tok, 1)) * 4;
+  route_ids_host_even = route_ids_even.host_visible() ? route_ids_even : host_->allocate(id_bytes);
+  route_ids_host_odd = route_ids_odd.host_visible() ? route_ids_odd : host_->allocate(id_bytes);
   argmax_result = host_->allocate(8);
   reserve_logit_rows(1);
 }

@@ -29,6 +29,14 @@ struct Activations {
   uint32_t logit_rows() const { return logit_rows_; }
 
   const BufferRange& h2(int64_t layer) const { return layer % 2 == 0 ? h2_even : h2_odd; }
+  // Layer i's router runs before layer i-1's experts are combined, so ids and weights
+  // alternate between two buffers by layer parity too.
+  const BufferRange& route_ids(int64_t layer) const { return layer % 2 == 0 ? route_ids_even : route_ids_odd; }
+  const BufferRange& route_w(int64_t layer) const { return layer % 2 == 0 ? route_w_even : route_w_odd; }
+  // Where the host reads a layer's ids (streaming): route_ids itself on unified memory.
+  const BufferRange& route_ids_host(int64_t layer) const {
+    return layer % 2 == 0 ? route_ids_host_even : route_ids_host_odd;
+  }
 
   uint32_t tokens;          // rows every [T, ...] buffer holds
 
@@ -45,8 +53,8 @@ struct Activations {
   BufferRange mlp_up;       // f32 [T, F]
   BufferRange mlp_h;        // f32 [T, F]       silu(gate) * up
   BufferRange mlp_out;      // f32 [T, D]       dense MLP or shared-expert output
-  BufferRange route_ids;    // u32 [T, K]       the router's expert ids
-  BufferRange route_w;      // f32 [T, K]       their weights
+  BufferRange route_ids_even, route_ids_odd;  // u32 [T, K]  the router's expert ids (route_ids())
+  BufferRange route_w_even, route_w_odd;      // f32 [T, K]  their weights (route_w())
   BufferRange route_scores; // f32 [T, E]       sigmoid scores
   BufferRange expert_h;     // f32 [T, K, I]    silu(gate_e x) * (up_e x) per (token, choice)
   BufferRange expert_y;     // f32 [T, K, D]    down_e expert_h
@@ -57,6 +65,7 @@ struct Activations {
   BufferRange ids;          // u32 [T]
   BufferRange logits_host;  // f32 [logit_rows, V] (the same memory as `logits` on unified memory)
   BufferRange argmax_result;// u32 [2]: index, value bits
+  BufferRange route_ids_host_even, route_ids_host_odd;  // u32 [T, K] (route_ids_host())
 
  private:
   Context& ctx_;

@@ -152,7 +152,9 @@ DeviceMlp place_mlp(Placer& placer, const TensorView& gate, const TensorView& up
   return m;
 }
 
-DeviceExpertPool place_pool(Placer& placer, const std::vector<ExpertWeights>& experts, size_t pool_index) {
+// resident false: only the layout is filled in (streaming keeps the experts in the file).
+DeviceExpertPool place_pool(Placer& placer, const std::vector<ExpertWeights>& experts, size_t pool_index,
+                            bool resident) {
   const std::string name = "routed experts of pool " + std::to_string(pool_index);
   if (experts.empty() || experts[0].gate.empty() || experts[0].down.empty()) throw Error(name + " are missing");
   const DType gate_up = experts[0].gate.dtype, down = experts[0].down.dtype;
@@ -172,6 +174,7 @@ DeviceExpertPool place_pool(Placer& placer, const std::vector<ExpertWeights>& ex
   p.slots.layout = expert_slot_layout(gate_up, down, dim, inter);
   const ExpertSlotLayout& layout = p.slots.layout;
   p.slots.slots_per_part = std::min(expert_slots_per_part(placer.caps(), layout), p.n_experts);
+  if (!resident) return p;
   // Resident: expert e in slot e. Each part is assembled on the host and uploaded at once.
   for (uint32_t first = 0; first < p.n_experts; first += p.slots.slots_per_part) {
     const uint32_t n = std::min(p.slots.slots_per_part, p.n_experts - first);
@@ -205,7 +208,7 @@ struct Placed {
 };
 
 // Every weight of the model, in one order for counting and for uploading.
-Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights& w) {
+Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights& w, bool resident_experts) {
   Placed m;
   m.token_embd = place_split(placer, w.token_embd);
   m.output_norm = place_tensor(placer, w.output_norm);
@@ -230,7 +233,7 @@ Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights
     }
     m.layers.push_back(std::move(l));
   }
-  for (size_t p = 0; p < w.pools.size(); ++p) m.pools.push_back(place_pool(placer, w.pools[p], p));
+  for (size_t p = 0; p < w.pools.size(); ++p) m.pools.push_back(place_pool(placer, w.pools[p], p, resident_experts));
   const std::vector<uint32_t> table =
       rope_frequency_table(config.rope_theta, to_u32(config.head_dim, "head_dim"));
   m.rope_table = placer.place(table.size() * 4, "RoPE frequency table");
@@ -240,16 +243,18 @@ Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights
 
 }  // namespace
 
-uint64_t DeviceModel::bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights) {
+uint64_t DeviceModel::bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights,
+                                   bool resident_experts) {
   Placer counter(caps);
-  place_model(counter, config, weights);
+  place_model(counter, config, weights, resident_experts);
   return counter.total();
 }
 
-DeviceModel::DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights)
-    : arena_(ctx, "weights", MemoryUse::Device, std::max<uint64_t>(bytes_needed(ctx.caps(), config, weights), 4096)) {
+DeviceModel::DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts)
+    : arena_(ctx, "weights", MemoryUse::Device,
+             std::max<uint64_t>(bytes_needed(ctx.caps(), config, weights, resident_experts), 4096)) {
   Placer placer(ctx, arena_);
-  Placed m = place_model(placer, config, weights);
+  Placed m = place_model(placer, config, weights, resident_experts);
   token_embd = std::move(m.token_embd);
   output_norm = m.output_norm;
   output = std::move(m.output);

@@ -73,11 +73,14 @@ class DeviceModel {
  public:
   // Uploads every weight. Throws megrez::Error naming the tensor when one cannot be bound
   // (too large for one binding, unsupported shape) or when device memory runs out.
-  DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights);
+  // resident_experts false (streaming): routed experts stay in the file; pools then carry only
+  // their expert count and slot layout (no parts, no slot table).
+  DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts = true);
 
   // Device bytes the weights will take on this device (alignment included), without
   // allocating anything: what the engine compares with the device's memory first.
-  static uint64_t bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights);
+  static uint64_t bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights,
+                               bool resident_experts = true);
 
   DeviceSplitTensor token_embd;   // [vocab, D]
   DeviceTensor output_norm;       // [D] f32

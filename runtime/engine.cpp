@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "loader/error.h"
@@ -12,6 +13,7 @@
 #include "runtime/commands.h"
 #include "runtime/context.h"
 #include "runtime/device_model.h"
+#include "runtime/expert_streamer.h"
 #include "runtime/forward.h"
 #include "runtime/kv_cache.h"
 #include "runtime/linear_ops.h"
@@ -109,6 +111,9 @@ struct Engine::Impl {
   std::unique_ptr<Forward> forward;
   std::unique_ptr<CommandBuffer> cmd;
   std::unique_ptr<StageProfiler> stages;  // only with options.profile_stages
+  StreamMode mode = StreamMode::Resident;
+  StreamerOptions streaming;              // Prefetch / OnDemand only
+  std::unique_ptr<ExpertStreamer> streamer;
   Sampler sampler;
   bool sampler_seeded = false;
   uint32_t position = 0;
@@ -117,6 +122,7 @@ struct Engine::Impl {
   Impl(std::unique_ptr<Model> m, std::unique_ptr<Context> owned, Context& c)
       : model(std::move(m)), owned_context(std::move(owned)), ctx(c), config(model->config()) {}
 
+  void choose_streaming(const EngineOptions& options);
   void check_fits_device(const EngineOptions& options) const;
   void warm_up();
   void check_tokens(std::span<const int32_t> ids, const char* what) const;
@@ -124,8 +130,54 @@ struct Engine::Impl {
   void run_pass(std::span<const int32_t> ids, LogitsOut out);
 };
 
+// Resident or streaming, the cache size in slots, and how uploads travel, from the options.
+void Engine::Impl::choose_streaming(const EngineOptions& options) {
+  const ModelWeights& w = model->weights();
+  const uint64_t stride = expert_slot_stride(w);
+  uint64_t total = 0;
+  for (const std::vector<ExpertWeights>& pool : w.pools) total += pool.size();
+  const uint64_t expert_bytes = total * stride;
+  const uint64_t budget = options.expert_budget.empty() ? expert_bytes : parse_expert_budget(options.expert_budget, expert_bytes);
+  const uint64_t slots = std::min<uint64_t>(total, stride ? budget / stride : total);
+  mode = options.stream;
+  if (mode == StreamMode::Auto) mode = slots < total ? StreamMode::Prefetch : StreamMode::Resident;
+  const std::string held = "expert budget " + (options.expert_budget.empty() ? std::string("(all)") : options.expert_budget) +
+                           " holds " + std::to_string(slots) + " of the " + std::to_string(total) + " routed experts (" +
+                           format_bytes(stride) + " each, " + format_bytes(expert_bytes) + " in all)";
+  if (mode == StreamMode::Resident) {
+    if (slots < total) throw Error("--stream resident needs every expert in device memory, but the " + held);
+    return;
+  }
+  const uint64_t minimum = uint64_t(config.num_experts_per_tok) + 1;
+  if (slots < minimum) {
+    throw Error("the " + held + "; streaming needs at least top_k + 1 = " + std::to_string(minimum) + " experts (" +
+                format_bytes(minimum * stride) + ")");
+  }
+  streaming.mode = mode;
+  streaming.slots = uint32_t(slots);
+  if (!eviction_policy_from_name(options.eviction, streaming.policy)) {
+    throw Error("unknown eviction policy '" + options.eviction + "' (pool, lru)");
+  }
+  streaming.path = default_expert_upload_path(ctx);
+  if (options.expert_upload == "queue") {
+    streaming.path = ExpertUploadPath::Queue;
+  } else if (options.expert_upload == "host") {
+    if (streaming.path != ExpertUploadPath::HostCopy) {
+      throw Error("expert uploads by host copy need device memory the host can map (unified memory); " +
+                  ctx.info().name() + " has none: use the transfer queue");
+    }
+  } else if (!options.expert_upload.empty()) {
+    throw Error("unknown expert upload path '" + options.expert_upload + "' (queue, host)");
+  }
+  if (options.storage_bw < 0 || !std::isfinite(options.storage_bw)) throw Error("storage bandwidth must be positive");
+  streaming.storage_bytes_per_second = options.storage_bw * 1e9;
+}
+
 void Engine::Impl::check_fits_device(const EngineOptions& options) const {
-  const uint64_t weight_bytes = DeviceModel::bytes_needed(ctx.caps(), config, model->weights());
+  const bool resident = mode == StreamMode::Resident;
+  const uint64_t weight_bytes =
+      DeviceModel::bytes_needed(ctx.caps(), config, model->weights(), resident) +
+      (resident ? 0 : expert_streaming_bytes(ctx.caps(), config, model->weights(), streaming.slots, streaming.path));
   const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
   const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
   const uint64_t heap = device_memory_bytes(ctx);
@@ -136,7 +188,8 @@ void Engine::Impl::check_fits_device(const EngineOptions& options) const {
                 " for " + std::to_string(context_length) + " tokens, activations " + format_bytes(act_bytes) +
                 ") but " + ctx.info().name() + " has " + format_bytes(available) +
                 (available < heap ? " (the memory limit given)" : "") +
-                "; use a smaller weight type, a shorter context or an f16 KV cache");
+                "; use a smaller weight type, a shorter context, an f16 KV cache" +
+                (resident ? std::string(" or an expert budget (streaming)") : std::string(" or a smaller expert budget")));
   }
 }
 
@@ -145,9 +198,10 @@ void Engine::Impl::check_fits_device(const EngineOptions& options) const {
 void Engine::Impl::warm_up() {
   CommandBuffer scratch(ctx);
   scratch.begin();
-  forward->record(scratch, 0, 1, LogitsOut::Argmax);
-  forward->record(scratch, 0, 1, LogitsOut::Last);
-  if (chunk > 1) forward->record(scratch, 0, chunk, LogitsOut::Last);
+  ExpertFeed* feed = streamer ? &streamer->recording_only() : nullptr;
+  forward->record(scratch, 0, 1, LogitsOut::Argmax, feed);
+  forward->record(scratch, 0, 1, LogitsOut::Last, feed);
+  if (chunk > 1) forward->record(scratch, 0, chunk, LogitsOut::Last, feed);
 }
 
 void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) const {
@@ -167,10 +221,17 @@ void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) 
 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
   std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
-  cmd->begin();
-  if (stages) stages->reset(*cmd);
-  forward->record(*cmd, position, uint32_t(ids.size()), out);
-  cmd->submit_and_wait();
+  if (streamer) {
+    CommandBuffer& first = streamer->begin_pass();
+    if (stages) stages->reset(first);
+    streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
+    stats.stream = streamer->totals();
+  } else {
+    cmd->begin();
+    if (stages) stages->reset(*cmd);
+    forward->record(*cmd, position, uint32_t(ids.size()), out);
+    cmd->submit_and_wait();
+  }
   if (stages) stages->collect();
   position += uint32_t(ids.size());
 }
@@ -187,10 +248,17 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
   m->chunk = choose_chunk(ctx, options.chunk, m->context_length);
+  m->choose_streaming(options);
   m->check_fits_device(options);
-  m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights());
+  const bool resident = m->mode == StreamMode::Resident;
+  m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights(), resident);
   m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
   m->act = std::make_unique<Activations>(ctx, m->config, m->chunk, m->context_length);
+  if (!resident) {
+    m->streamer = std::make_unique<ExpertStreamer>(ctx, m->config, m->model->weights(), *m->act,
+                                                   m->streaming);
+    m->stats.expert_cache_bytes = uint64_t(m->streaming.slots) * expert_slot_stride(m->model->weights());
+  }
   m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act);
   m->cmd = std::make_unique<CommandBuffer>(ctx);
   m->warm_up();
@@ -303,6 +371,24 @@ int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& opti
     m.sampler_seeded = true;
   }
   return m.sampler.sample(logits, options, history);
+}
+
+StreamMode Engine::stream_mode() const { return impl_->mode; }
+
+std::string Engine::streaming_summary() const {
+  if (!impl_->streamer) return "resident: every routed expert in device memory";
+  return impl_->streamer->summary();
+}
+
+const StreamStats& Engine::last_pass_stream_stats() const {
+  static const StreamStats none;
+  return impl_->streamer ? impl_->streamer->last_pass() : none;
+}
+
+void Engine::reset_stream_stats() {
+  if (!impl_->streamer) return;
+  impl_->streamer->reset_totals();
+  impl_->stats.stream = {};
 }
 
 void Engine::reset() { impl_->position = 0; }

@@ -34,6 +34,31 @@ class Context;
 enum class KvCacheType { F16, F32 };
 bool kv_cache_type_from_name(std::string_view name, KvCacheType& out);  // "f16" / "f32"
 
+// Where routed experts live (design.md "Execution modes and the expert streamer").
+//   Resident  all uploaded at load.
+//   Prefetch  in the model file and a budgeted device cache; each layer's experts are uploaded
+//             while the previous layer computes (their ids are known one layer early).
+//   OnDemand  the same cache, uploaded only when the layer is reached (the no-overlap baseline).
+//   Auto      Prefetch when the expert budget is below the routed experts, else Resident.
+enum class StreamMode { Auto, Resident, Prefetch, OnDemand };
+bool stream_mode_from_name(std::string_view name, StreamMode& out);  // auto, resident, prefetch, ondemand
+const char* stream_mode_name(StreamMode mode);
+
+// Expert cache statistics of streaming mode (all zero when resident).
+struct StreamStats {
+  uint64_t lookups = 0;         // (layer, distinct expert) requests; decode: top_k per MoE layer
+  uint64_t hits = 0, misses = 0;// hits + misses = lookups
+  uint64_t bytes_uploaded = 0;  // misses x expert bytes
+  uint64_t uploads = 0;         // upload jobs (one per layer, or per round, with misses)
+  uint64_t rounds = 0;          // extra expert rounds of prefill chunks larger than the cache
+  double stall_ms = 0;          // GPU time the compute queue waited for uploads (timestamps)
+  bool stall_measured = false;  // false when the device has no compute timestamps
+  uint32_t slots = 0, occupied = 0;  // cache size and occupancy after the pass
+
+  double hit_rate() const { return lookups ? double(hits) / double(lookups) : 0; }
+  void add(const StreamStats& pass);  // sums counters, keeps the latest occupancy
+};
+
 struct EngineOptions {
   std::string device;               // index or name substring; "": MEGREZ_DEVICE, else the best device
   std::string profile;              // device profile (minimum, adreno-7xx, file.json); "": MEGREZ_PROFILE
@@ -44,6 +69,13 @@ struct EngineOptions {
   uint64_t memory_limit = 0;        // device bytes the engine may use; 0: the largest device-local heap
   std::string pipeline_cache;       // pipeline cache file, "off", or "" for the default location
   bool profile_stages = false;      // GPU timestamps around each stage of every pass (stage_timings())
+  // Device memory for routed experts: "" (all of them), a share of their bytes ("25%") or a
+  // size ("512MB", "1.5GB"; K/M/G are binary). At least top_k + 1 experts.
+  std::string expert_budget;
+  StreamMode stream = StreamMode::Auto;
+  double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled
+  std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
+  std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)
 };
 
 // GPU time of one stage of the forward pass, summed over every pass since the engine loaded
@@ -64,6 +96,8 @@ struct EngineStats {
   uint64_t decode_tokens = 0;
   double decode_seconds = 0;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
+  uint64_t expert_cache_bytes = 0;  // streaming: the expert slots (weight_bytes excludes them)
+  StreamStats stream;               // streaming: totals since load or reset_stream_stats()
 
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
   double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
@@ -105,6 +139,13 @@ class Engine {
   // Samples from `logits` with the engine's sampler (seeded from options.seed on first use
   // and whenever the seed changes); `history` feeds the repetition penalty.
   int32_t sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history);
+
+  // Streaming: how experts are held and uploaded, one line; the last pass's cache statistics
+  // (a decode step: one token); stats().stream has the totals.
+  StreamMode stream_mode() const;   // Resident, Prefetch or OnDemand (never Auto)
+  std::string streaming_summary() const;
+  const StreamStats& last_pass_stream_stats() const;
+  void reset_stream_stats();
 
   void reset();                     // forget the sequence (position 0); weights stay loaded
   uint32_t position() const;        // tokens in the KV cache

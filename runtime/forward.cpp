@@ -19,27 +19,37 @@ namespace {
 void sync(CommandBuffer& cmd) { barrier_compute_to_compute(cmd); }
 
 // Stage boundaries for the optional profiler: each call closes the previous stage and opens
-// the next, so the pass stays flat; without a profiler it records nothing.
+// the next, so the pass stays flat; without a profiler it records nothing. When streaming cuts
+// the pass, retarget() moves the open stage into the next command buffer.
 class Stages {
  public:
-  Stages(StageProfiler* profiler, CommandBuffer& cmd) : profiler_(profiler), cmd_(cmd) {}
+  Stages(StageProfiler* profiler, CommandBuffer& cmd) : profiler_(profiler), cmd_(&cmd) {}
   ~Stages() { close(); }
   Stages(const Stages&) = delete;
   Stages& operator=(const Stages&) = delete;
   void operator()(std::string_view name, uint64_t weight_bytes = 0) {
     if (!profiler_) return;
     close();
-    scope_ = profiler_->begin(cmd_, name, weight_bytes);
+    name_ = name;
+    scope_ = profiler_->begin(*cmd_, name, weight_bytes);
     open_ = true;
+  }
+  void retarget(CommandBuffer& next) {
+    if (&next == cmd_) return;
+    const bool was_open = open_;
+    close();
+    cmd_ = &next;
+    if (was_open) (*this)(name_);
   }
 
  private:
   void close() {
-    if (open_) profiler_->end(cmd_, scope_);
+    if (open_) profiler_->end(*cmd_, scope_);
     open_ = false;
   }
   StageProfiler* profiler_;
-  CommandBuffer& cmd_;
+  CommandBuffer* cmd_;
+  std::string_view name_;
   uint32_t scope_ = 0;
   bool open_ = false;
 };
@@ -65,69 +75,94 @@ Forward::Forward(const ModelConfig& config, const DeviceModel& model, const KvCa
 // then embed, final norm, lm_head, read-back.
 uint32_t Forward::max_stage_scopes(const ModelConfig& config) { return 7 * uint32_t(config.num_hidden_layers) + 8; }
 
-void Forward::record(CommandBuffer& cmd, uint32_t pos0, uint32_t T, LogitsOut out) const {
+CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, LogitsOut out,
+                               ExpertFeed* feed) const {
   const auto D = uint32_t(c_.hidden_size);
   const auto H = uint32_t(c_.num_attention_heads), Hkv = uint32_t(c_.num_key_value_heads);
   const auto Dh = uint32_t(c_.head_dim);
+  const auto L = c_.num_hidden_layers;
   const auto eps = float(c_.rms_norm_eps);
   const Activations& a = act_;
-  Stages stage(stages_, cmd);  // optional GPU timestamps per stage; free when off
+  CommandBuffer* cmd = &first;  // streaming moves on to the next submission at every cut
+  Stages stage(stages_, first);  // optional GPU timestamps per stage; free when off
+  auto cut = [&](int64_t routed_layer) {
+    cmd = &feed->cut(*cmd, routed_layer);
+    stage.retarget(*cmd);
+  };
 
   // x = embed_tokens[ids]
   stage("embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
-  embed(cmd, T);                                                                      sync(cmd);
-  for (int64_t i = 0; i < c_.num_hidden_layers; ++i) {
-    const DeviceLayer& L = model_.layers[size_t(i)];
+  embed(*cmd, T);                                                                     sync(*cmd);
+  for (int64_t i = 0; i < L; ++i) {
+    const DeviceLayer& layer = model_.layers[size_t(i)];
     // h = RMSNorm(x, input_layernorm[i])
-    stage("norms", bytes_of(L.attn_norm));
-    record_rmsnorm(cmd, a.x, L.attn_norm.range, a.h, T, D, eps);                      sync(cmd);
+    stage("norms", bytes_of(layer.attn_norm));
+    record_rmsnorm(*cmd, a.x, layer.attn_norm.range, a.h, T, D, eps);                 sync(*cmd);
     // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
-    stage("attention", bytes_of(L.wq) + bytes_of(L.wk) + bytes_of(L.wv) + bytes_of(L.wo));
-    linear(cmd, L.wq, a.h, a.q, T, false);
-    linear(cmd, L.wk, a.h, a.k, T, false);
-    linear(cmd, L.wv, a.h, a.v, T, false);                                            sync(cmd);
+    stage("attention", bytes_of(layer.wq) + bytes_of(layer.wk) + bytes_of(layer.wv) + bytes_of(layer.wo));
+    linear(*cmd, layer.wq, a.h, a.q, T, false);
+    linear(*cmd, layer.wk, a.h, a.k, T, false);
+    linear(*cmd, layer.wv, a.h, a.v, T, false);                                       sync(*cmd);
     // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
-    record_rope(cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
-    record_kv_store(cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
-                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(cmd);
+    record_rope(*cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
+    record_kv_store(*cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
+                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(*cmd);
     // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
-    attention(cmd, i, pos0, T);                                                       sync(cmd);
+    attention(*cmd, i, pos0, T);                                                      sync(*cmd);
     // x = x + a Wo^T
-    linear(cmd, L.wo, a.attn, a.x, T, true);                                          sync(cmd);
+    linear(*cmd, layer.wo, a.attn, a.x, T, true);                                     sync(*cmd);
     // h2 = RMSNorm(x, post_attention_layernorm[i])
     const BufferRange& h2 = a.h2(i);
-    stage("norms", bytes_of(L.ffn_norm));
-    record_rmsnorm(cmd, a.x, L.ffn_norm.range, h2, T, D, eps);                        sync(cmd);
+    stage("norms", bytes_of(layer.ffn_norm));
+    record_rmsnorm(*cmd, a.x, layer.ffn_norm.range, h2, T, D, eps);                   sync(*cmd);
+    // pg = h2: layer i+1's router reads it now (pre-gating), so its experts are known while
+    // this layer's MLP and the next attention still run
+    const bool next_routed = i + 1 < L && c_.is_moe_layer(i + 1);
+    if (next_routed) {
+      const DeviceLayer& next = model_.layers[size_t(i + 1)];
+      stage("router", bytes_of(next.router) + bytes_of(next.router_bias));
+      route(*cmd, i + 1, h2, T, feed != nullptr);                                     sync(*cmd);
+    }
+    if (feed && (next_routed || c_.is_moe_layer(i))) cut(next_routed ? i + 1 : -1);
     if (!c_.is_moe_layer(i)) {
       // x = x + down0( silu(gate0 h2) * up0 h2 )
-      stage("dense MLP", bytes_of(L.mlp));
-      swiglu_mlp(cmd, L.mlp, h2, a.x, T, true);                                       sync(cmd);
+      stage("dense MLP", bytes_of(layer.mlp));
+      swiglu_mlp(*cmd, layer.mlp, h2, a.x, T, true);                                  sync(*cmd);
     } else {
-      const DeviceExpertPool& pool = model_.pools[size_t(L.pool)];
-      // idx, w = route(i, pg): layer i's own router on pg = h2 of layer i-1, NOT this layer's h2
-      stage("router", bytes_of(L.router) + bytes_of(L.router_bias));
-      route(cmd, L, a.h2(i - 1), T);                                                  sync(cmd);
+      const DeviceExpertPool& pool = model_.pools[size_t(layer.pool)];
+      // idx, w = route(i, pg) ran after layer i-1's post-attention norm (above, one layer ago)
       // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
       stage("experts", expert_bytes_read(pool, uint64_t(T) * uint64_t(c_.num_experts_per_tok)));
-      routed_experts(cmd, pool, h2, T);
+      if (feed) {
+        cmd = &feed->routed_experts(*cmd, i, T,
+                                    [&](CommandBuffer& c, const ExpertSlots& slots, const BufferRange& table,
+                                        const std::vector<uint32_t>& parts) {
+                                      stage.retarget(c);
+                                      routed_experts(c, i, slots, table, parts, h2, T);
+                                      sync(c);
+                                    });
+        stage.retarget(*cmd);
+      } else {
+        routed_experts(*cmd, i, pool.slots, pool.slot_table, {}, h2, T);
+      }
       // shared = SharedMLP[i](h2)
-      stage("shared MLP", bytes_of(L.mlp));
-      swiglu_mlp(cmd, L.mlp, h2, a.mlp_out, T, false);                                sync(cmd);
+      stage("shared MLP", bytes_of(layer.mlp));
+      swiglu_mlp(*cmd, layer.mlp, h2, a.mlp_out, T, false);                           sync(*cmd);
       // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
       stage("experts");
-      record_moe_combine(cmd, a.expert_y, a.route_w, a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
-                         true);                                                       sync(cmd);
+      record_moe_combine(*cmd, a.expert_y, a.route_w(i), a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
+                         true);                                                       sync(*cmd);
     }
-    // pg = h2: layer i+1 reads a.h2(i), so nothing is copied
   }
-  if (out == LogitsOut::None) return;
+  if (out == LogitsOut::None) return *cmd;
   // logits = RMSNorm(x, norm) lm_head^T
   stage("norms", bytes_of(model_.output_norm));
-  record_rmsnorm(cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                 sync(cmd);
+  record_rmsnorm(*cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                sync(*cmd);
   stage("lm_head", bytes_of(model_.output));
-  lm_head(cmd, T, out);
+  lm_head(*cmd, T, out);
   stage(out == LogitsOut::Argmax ? "sampling" : "logits read-back");
-  read_back(cmd, T, out);
+  read_back(*cmd, T, out);
+  return *cmd;
 }
 
 // ---- One token (decode) or many (prefill) ---------------------------------------------------
@@ -174,32 +209,46 @@ void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32
   }
 }
 
-void Forward::route(CommandBuffer& cmd, const DeviceLayer& layer, const BufferRange& pre_gate, uint32_t T) const {
-  const RouterArgs args{layer.router.dtype,          T,
+// Layer `layer`'s router on `pre_gate` -> its ids and weights (act.route_ids / route_w of the
+// layer's parity). to_host: the host reads the ids after this submission (streaming).
+void Forward::route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host) const {
+  const DeviceLayer& l = model_.layers[size_t(layer)];
+  const RouterArgs args{l.router.dtype,          T,
                         uint32_t(c_.hidden_size),    uint32_t(c_.n_routed_experts),
                         uint32_t(c_.num_experts_per_tok), uint32_t(c_.n_group),
                         uint32_t(c_.topk_group),     c_.norm_topk_prob,
                         float(c_.routed_scaling_factor)};
-  record_router(cmd, args, pre_gate, layer.router.range, layer.router_bias.range, act_.route_ids, act_.route_w,
+  const BufferRange& ids = act_.route_ids(layer);
+  record_router(cmd, args, pre_gate, l.router.range, l.router_bias.range, ids, act_.route_w(layer),
                 act_.route_scores);
+  if (!to_host) return;
+  const BufferRange& host = act_.route_ids_host(layer);
+  if (host.buffer != ids.buffer) {
+    barrier_compute_to_transfer(cmd);
+    copy_buffer(cmd, ids.slice(0, uint64_t{T} * args.top_k * 4), host.slice(0, uint64_t{T} * args.top_k * 4));
+  }
+  barrier_to_host(cmd);
 }
 
-// expert_y [T, K, D] = the chosen experts of every token applied to x (unweighted).
-void Forward::routed_experts(CommandBuffer& cmd, const DeviceExpertPool& pool, const BufferRange& x,
-                             uint32_t T) const {
-  const MoeArgs args{T, uint32_t(c_.num_experts_per_tok), pool.n_experts, {}};
+// expert_y [T, K, D] = the chosen experts of every token applied to x (unweighted); experts
+// absent from `table` are skipped (their rows are left as they are).
+void Forward::routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlots& slots, const BufferRange& table,
+                             const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T) const {
+  const DeviceExpertPool& pool = model_.pools[size_t(model_.layers[size_t(layer)].pool)];
+  const MoeArgs args{T, uint32_t(c_.num_experts_per_tok), pool.n_experts, parts};
+  const BufferRange& ids = act_.route_ids(layer);
   if (T == 1) {
-    record_moe_gate_up(cmd, pool.slots, args, x, act_.route_ids, pool.slot_table, act_.expert_h);  sync(cmd);
-    record_moe_down(cmd, pool.slots, args, act_.expert_h, act_.route_ids, pool.slot_table, act_.expert_y);
+    record_moe_gate_up(cmd, slots, args, x, ids, table, act_.expert_h);  sync(cmd);
+    record_moe_down(cmd, slots, args, act_.expert_h, ids, table, act_.expert_y);
     return;
   }
   // Group the T*K (token, choice) entries by expert, so each expert's weights are read once.
   MoeBatchScratch batch = act_.moe_batch;
   batch.entries = T * args.top_k;
   batch.max_tiles = moe_max_tiles(batch.entries, batch.n_experts, batch.tile_tokens);
-  record_moe_sort(cmd, act_.route_ids, batch);                                                      sync(cmd);
-  record_moe_gate_up_batched(cmd, pool.slots, args, x, pool.slot_table, batch, act_.expert_h);      sync(cmd);
-  record_moe_down_batched(cmd, pool.slots, args, act_.expert_h, pool.slot_table, batch, act_.expert_y);
+  record_moe_sort(cmd, ids, batch);                                                      sync(cmd);
+  record_moe_gate_up_batched(cmd, slots, args, x, table, batch, act_.expert_h);          sync(cmd);
+  record_moe_down_batched(cmd, slots, args, act_.expert_h, table, batch, act_.expert_y);
 }
 
 // x [T, D] = rows ids[t] of the embedding, one dispatch per part of the split table.

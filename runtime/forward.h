@@ -1,9 +1,14 @@
 #pragma once
-// The resident-mode forward pass: records one pass of the whole model over T tokens into a
-// command buffer. T = 1 is a decode step (matvec kernels, split-K attention, per-token MoE);
-// T > 1 is a prefill chunk (matmul kernels, causal attention, experts batched by expert).
-// Routing stays on the GPU: the MoE kernels read the ids the router kernel wrote.
+// The forward pass: records one pass of the whole model over T tokens. T = 1 is a decode step
+// (matvec kernels, split-K attention, per-token MoE); T > 1 is a prefill chunk (matmul kernels,
+// causal attention, experts batched by expert).
+// Resident mode: one command buffer; routing stays on the GPU (the MoE kernels read the ids the
+// router kernel wrote, through the identity slot table).
+// Streaming mode: an ExpertFeed cuts the pass into submissions after each router and supplies
+// the slots and slot table of every layer's routed experts (runtime/expert_streamer.h).
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "loader/config.h"
 #include "runtime/activations.h"
@@ -22,6 +27,25 @@ enum class LogitsOut {
   Argmax,  // act.argmax_result: (id, value bits) of the last token's largest logit, on the GPU
 };
 
+// Streaming mode's side of the pass. Layer i's router runs right after layer i-1's
+// post-attention norm (pre-gating), so its ids are known while layer i-1's MoE and layer i's
+// attention still have to run: the feed submits the pass in pieces to use that window.
+class ExpertFeed {
+ public:
+  // Records layer's routed experts into the given command buffer, reading `slots` through
+  // `table`, dispatching only the slot-store `parts` listed (empty: all).
+  using RecordExperts = std::function<void(CommandBuffer& cmd, const ExpertSlots& slots, const BufferRange& table,
+                                           const std::vector<uint32_t>& parts)>;
+  virtual ~ExpertFeed() = default;
+  // Ends the submission being recorded in `cmd`; `routed_layer` is the MoE layer whose router
+  // it ends with (-1: none). Returns the command buffer recording continues in.
+  virtual CommandBuffer& cut(CommandBuffer& cmd, int64_t routed_layer) = 0;
+  // Records `layer`'s routed experts over `tokens` tokens with `record` (once, or in rounds
+  // cut into several submissions when the chunk needs more experts than the cache holds).
+  virtual CommandBuffer& routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t tokens,
+                                        const RecordExperts& record) = 0;
+};
+
 class Forward {
  public:
   Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act);
@@ -29,7 +53,9 @@ class Forward {
   // Records the pass for the T token ids already in act.ids at positions pos0 .. pos0+T-1:
   // writes their K/V into cache rows pos0.. and leaves logits as `out` says.
   // Requires 1 <= T <= act.tokens and pos0 + T <= cache capacity (the engine checks).
-  void record(CommandBuffer& cmd, uint32_t pos0, uint32_t tokens, LogitsOut out) const;
+  // With a feed the pass is cut into submissions; returns the command buffer it ends in.
+  CommandBuffer& record(CommandBuffer& cmd, uint32_t pos0, uint32_t tokens, LogitsOut out,
+                        ExpertFeed* feed = nullptr) const;
 
   // Optional per-stage timestamps (null: none). The caller resets the profiler in each
   // recording and collects after the submission; max_stage_scopes() sizes it.
@@ -42,8 +68,9 @@ class Forward {
   void swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out, uint32_t T,
                   bool accumulate) const;
   void attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32_t T) const;
-  void route(CommandBuffer& cmd, const DeviceLayer& layer, const BufferRange& pre_gate, uint32_t T) const;
-  void routed_experts(CommandBuffer& cmd, const DeviceExpertPool& pool, const BufferRange& x, uint32_t T) const;
+  void route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host) const;
+  void routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlots& slots, const BufferRange& table,
+                      const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T) const;
   void embed(CommandBuffer& cmd, uint32_t T) const;
   void lm_head(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
   void read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
