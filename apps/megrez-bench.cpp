@@ -10,7 +10,6 @@
 // per token and the rate at which it reads its weights. Methods: runtime/bench_run.h and
 // runtime/perplexity.h; synthetic shapes: runtime/bench_synthetic.h.
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +30,7 @@
 #include "runtime/bench_run.h"
 #include "runtime/bench_synthetic.h"
 #include "runtime/engine.h"
+#include "runtime/engine_flags.h"
 #include "runtime/perplexity.h"
 #include "runtime/vk_check.h"
 
@@ -39,31 +39,30 @@ namespace {
 using namespace megrez;
 using nlohmann::json;
 
-struct UsageError : Error {
-  using Error::Error;
-};
-
-const char* const kUsage = R"(usage: megrez-bench [options]
-  --model PATH           Hugging Face directory or .gguf (default: the bundled tiny model)
-  --synthetic NAME       random-weight model instead: megrez2 (the real shape), megrez2-half, tiny
-  --type T               weight type f32|f16|bf16|q8_0|q4_0: the synthetic model's matrices, or
-                         convert --model to it first (temporary GGUF); default q4_0 synthetic, as
-                         stored for --model
-  --seed S               synthetic weights seed (default 1)
-  --save-gguf PATH       keep the synthetic / converted GGUF at PATH (else a temporary file)
-  -p N                   prompt tokens of the pp test (default 512; 0 = no pp test)
-  -n N                   generated tokens of the tg test (default 128; 0 = no tg test)
-  -r N                   repetitions (default 3)
-  --ctx N                context length (default max(p, n); with --perplexity the window: 256)
-  --chunk N              prefill tokens per GPU pass (default from the device; 1 = decode kernels)
-  --device N|NAME        Vulkan device (index or name substring)
-  --profile NAME|FILE    emulate a weaker device's limits
-  --stages               per-stage GPU time per token from timestamps
-  --json                 print JSON instead of markdown
-  --perplexity FILE      perplexity of the text instead of pp/tg (non-overlapping --ctx windows)
-  --max-tokens N         use only the first N tokens of the --perplexity text
-  --help                 this text
+std::string usage() {
+  return R"(usage: megrez-bench [options]
+  --model PATH          Hugging Face directory or .gguf (default: the bundled tiny model)
+  --synthetic NAME      random-weight model instead: megrez2 (the real shape), megrez2-half, tiny
+  --type T              weight type f32|f16|bf16|q8_0|q4_0: the synthetic model's matrices, or
+                        convert --model to it first (temporary GGUF); default q4_0 synthetic, as
+                        stored for --model
+  --seed S              synthetic weights seed (default 1)
+  --save-gguf PATH      keep the synthetic / converted GGUF at PATH (else a temporary file)
+  -p N                  prompt tokens of the pp test (default 512; 0 = no pp test)
+  -n N                  generated tokens of the tg test (default 128; 0 = no tg test)
+  -r N                  repetitions (default 3)
+)" + engine_flags_usage("max(p, n); with --perplexity the window: 256") +
+         R"(  --stages              per-stage GPU time per token from timestamps
+  --stream-sweep        load the model once per expert configuration: resident, then prefetch
+                        and ondemand at each of --budgets; one table of tg speed (and its ratio
+                        to resident), stall, hit rate and upload per token (and pp with -p)
+  --budgets 100,50,25   expert budgets of --stream-sweep, percent of the routed experts
+  --json                print JSON instead of markdown
+  --perplexity FILE     perplexity of the text instead of pp/tg (non-overlapping --ctx windows)
+  --max-tokens N        use only the first N tokens of the --perplexity text
+  --help                this text
 )";
+}
 
 struct Args {
   std::string model = std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
@@ -71,62 +70,83 @@ struct Args {
   std::optional<DType> type;
   uint64_t seed = 1;
   std::string save_gguf;
-  uint32_t p = 512, n = 128, reps = 3, ctx = 0;
+  uint32_t p = 512, n = 128, reps = 3;
   EngineOptions engine;
+  bool stream_sweep = false;
+  std::vector<uint32_t> budgets = {100, 50, 25};  // percent
+  bool budgets_given = false;
   bool json = false;
   std::string perplexity;
   uint64_t max_tokens = 0;
   bool help = false;
 };
 
-template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
-  T value{};
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) throw UsageError(flag + " expects a number, got '" + text + "'");
-  return value;
+// "100,50,25" (a "%" after each is allowed): percents in 1..100.
+std::vector<uint32_t> parse_budgets(const std::string& text) {
+  std::vector<uint32_t> budgets;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    if (!item.empty() && item.back() == '%') item.pop_back();
+    const uint32_t percent = parse_flag_number<uint32_t>("--budgets", item);
+    if (percent == 0 || percent > 100) throw UsageError("--budgets expects percents in 1..100, got '" + item + "'");
+    budgets.push_back(percent);
+    start = comma + 1;
+  }
+  return budgets;
 }
 
-Args parse_args(int argc, char** argv) {
-  Args a;
-  bool model_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--model") {
-      a.model = value();
-      model_given = true;
-    } else if (flag == "--synthetic") a.synthetic = value();
-    else if (flag == "--type") {
-      const std::string t = value();
-      DType d;
-      if (!dtype_from_name(t, d)) throw UsageError("--type expects f32, f16, bf16, q8_0 or q4_0, got '" + t + "'");
-      a.type = d;
-    } else if (flag == "--seed") a.seed = parse_number<uint64_t>(flag, value());
-    else if (flag == "--save-gguf") a.save_gguf = value();
-    else if (flag == "-p") a.p = parse_number<uint32_t>(flag, value());
-    else if (flag == "-n") a.n = parse_number<uint32_t>(flag, value());
-    else if (flag == "-r") a.reps = parse_number<uint32_t>(flag, value());
-    else if (flag == "--ctx") a.ctx = parse_number<uint32_t>(flag, value());
-    else if (flag == "--chunk") a.engine.chunk = parse_number<uint32_t>(flag, value());
-    else if (flag == "--device") a.engine.device = value();
-    else if (flag == "--profile") a.engine.profile = value();
-    else if (flag == "--stages") a.engine.profile_stages = true;
-    else if (flag == "--json") a.json = true;
-    else if (flag == "--perplexity") a.perplexity = value();
-    else if (flag == "--max-tokens") a.max_tokens = parse_number<uint64_t>(flag, value());
-    else if (flag == "--help" || flag == "-h") a.help = true;
-    else throw UsageError("unknown option '" + flag + "' (see --help)");
-  }
+// Combinations that have no meaning, found before anything is loaded.
+void check_args(const Args& a, bool model_given) {
   if (model_given && !a.synthetic.empty()) throw UsageError("give --model or --synthetic, not both");
   if (a.reps == 0) throw UsageError("-r must be at least 1");
   if (a.perplexity.empty() && a.p == 0 && a.n == 0) throw UsageError("nothing to run: -p 0 and -n 0");
   if (!a.perplexity.empty() && a.engine.profile_stages) throw UsageError("--stages applies to pp/tg, not --perplexity");
   if (a.max_tokens && a.perplexity.empty()) throw UsageError("--max-tokens applies to --perplexity");
+  if (a.budgets_given && !a.stream_sweep) throw UsageError("--budgets applies to --stream-sweep");
+  if (!a.stream_sweep) return;
+  if (!a.perplexity.empty()) throw UsageError("--stream-sweep measures pp/tg, not --perplexity");
+  if (a.n == 0) throw UsageError("--stream-sweep measures text generation: give -n above 0");
+  if (a.engine.profile_stages) throw UsageError("--stages cannot be combined with --stream-sweep");
+  if (a.engine.stream != StreamMode::Auto || !a.engine.expert_budget.empty()) {
+    throw UsageError("--stream-sweep chooses --stream and --expert-budget itself (use --budgets)");
+  }
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  bool model_given = false;
+  FlagCursor args(argc, argv);
+  while (args.next()) {
+    const std::string flag = args.flag();
+    if (parse_engine_flag(args, a.engine)) continue;
+    if (flag == "--model") {
+      a.model = args.value();
+      model_given = true;
+    } else if (flag == "--synthetic") a.synthetic = args.value();
+    else if (flag == "--type") {
+      const std::string t = args.value();
+      DType d;
+      if (!dtype_from_name(t, d)) throw UsageError("--type expects f32, f16, bf16, q8_0 or q4_0, got '" + t + "'");
+      a.type = d;
+    } else if (flag == "--seed") a.seed = parse_flag_number<uint64_t>(flag, args.value());
+    else if (flag == "--save-gguf") a.save_gguf = args.value();
+    else if (flag == "-p") a.p = parse_flag_number<uint32_t>(flag, args.value());
+    else if (flag == "-n") a.n = parse_flag_number<uint32_t>(flag, args.value());
+    else if (flag == "-r") a.reps = parse_flag_number<uint32_t>(flag, args.value());
+    else if (flag == "--stages") a.engine.profile_stages = true;
+    else if (flag == "--stream-sweep") a.stream_sweep = true;
+    else if (flag == "--budgets") {
+      a.budgets = parse_budgets(args.value());
+      a.budgets_given = true;
+    } else if (flag == "--json") a.json = true;
+    else if (flag == "--perplexity") a.perplexity = args.value();
+    else if (flag == "--max-tokens") a.max_tokens = parse_flag_number<uint64_t>(flag, args.value());
+    else if (flag == "--help" || flag == "-h") a.help = true;
+    else throw UsageError("unknown option '" + flag + "' (see --help)");
+  }
+  check_args(a, model_given);
   return a;
 }
 
@@ -201,6 +221,8 @@ struct Report {
   uint64_t params = 0;
   EngineStats stats;
   std::vector<BenchTest> tests;
+  std::string streaming;  // Engine::streaming_summary()
+  bool streamed = false;  // experts stream through a cache: stream columns
 };
 
 std::string fixed(double v, int digits) {
@@ -211,6 +233,27 @@ std::string fixed(double v, int digits) {
 
 std::string params_text(uint64_t n) {
   return n >= 1000000000ull ? fixed(double(n) / 1e9, 2) + " B" : fixed(double(n) / 1e6, 2) + " M";
+}
+
+// Expert streaming per timed token of a test: what the cache cost each token.
+double mb_uploaded_per_token(const BenchTest& t) {
+  return t.timed_tokens() ? double(t.stream.bytes_uploaded) / 1e6 / double(t.timed_tokens()) : 0;
+}
+double stall_ms_per_token(const BenchTest& t) {
+  return t.timed_tokens() ? t.stream.stall_ms / double(t.timed_tokens()) : 0;
+}
+std::string stall_cell(const BenchTest& t) {
+  return t.stream.stall_measured ? fixed(stall_ms_per_token(t), 3) : "n/a";
+}
+std::string hit_rate_cell(const BenchTest& t) { return fixed(100 * t.stream.hit_rate(), 1) + " %"; }
+
+json stream_json(const BenchTest& t) {
+  return {{"lookups", t.stream.lookups}, {"hits", t.stream.hits}, {"misses", t.stream.misses},
+          {"hit_rate", t.stream.hit_rate()}, {"bytes_uploaded", t.stream.bytes_uploaded},
+          {"uploads", t.stream.uploads}, {"rounds", t.stream.rounds},
+          {"mb_uploaded_per_token", mb_uploaded_per_token(t)},
+          {"stall_ms_per_token", t.stream.stall_measured ? json(stall_ms_per_token(t)) : json(nullptr)},
+          {"slots", t.stream.slots}, {"occupied", t.stream.occupied}};
 }
 
 // Per-stage rows of one test: ms per token, share of the measured GPU time, weight GB/s.
@@ -235,31 +278,42 @@ json to_json(const Report& r, uint32_t reps) {
               {"tokens_per_second", t.mean_tokens_per_second()}, {"stddev", t.stddev_tokens_per_second()}};
     if (!t.first_token.empty()) j["time_to_first_token_ms"] = t.mean_first_token_seconds() * 1e3;
     if (!t.stages.empty()) j["stages"] = stage_rows(t, reps);
+    if (r.streamed) j["stream"] = stream_json(t);
     tests.push_back(j);
   }
   const EngineStats& s = r.stats;
   return {{"model", r.model}, {"type", r.type}, {"device", r.device}, {"params", r.params},
           {"weight_bytes", s.weight_bytes}, {"kv_cache_bytes", s.kv_cache_bytes},
           {"activation_bytes", s.activation_bytes},
-          {"device_bytes", s.weight_bytes + s.kv_cache_bytes + s.activation_bytes},
+          {"expert_cache_bytes", s.expert_cache_bytes},
+          {"device_bytes", s.weight_bytes + s.expert_cache_bytes + s.kv_cache_bytes + s.activation_bytes},
+          {"streaming", r.streaming},
           {"load_seconds", s.load_seconds}, {"tests", tests}};
 }
 
 void print_markdown(const Report& r, uint32_t reps) {
   const EngineStats& s = r.stats;
-  std::printf("| model | type | size | params | test | t/s | TTFT ms |\n");
-  std::printf("|---|---|---:|---:|---|---:|---:|\n");
+  std::printf("| model | type | size | params | test | t/s | TTFT ms |%s\n",
+              r.streamed ? " hit rate | MB/token | stall ms/token |" : "");
+  std::printf("|---|---|---:|---:|---|---:|---:|%s\n", r.streamed ? "---:|---:|---:|" : "");
   for (const BenchTest& t : r.tests) {
-    std::printf("| %s | %s | %s | %s | %s | %s ± %s | %s |\n", r.model.c_str(), r.type.c_str(),
+    std::printf("| %s | %s | %s | %s | %s | %s ± %s | %s |", r.model.c_str(), r.type.c_str(),
                 format_bytes(s.weight_bytes).c_str(), params_text(r.params).c_str(), t.name.c_str(),
                 fixed(t.mean_tokens_per_second(), 2).c_str(), fixed(t.stddev_tokens_per_second(), 2).c_str(),
                 t.first_token.empty() ? "" : fixed(t.mean_first_token_seconds() * 1e3, 1).c_str());
+    if (r.streamed) {
+      std::printf(" %s | %s | %s |", hit_rate_cell(t).c_str(), fixed(mb_uploaded_per_token(t), 3).c_str(),
+                  stall_cell(t).c_str());
+    }
+    std::printf("\n");
   }
-  std::printf("\n%s; %u reps; load %.2f s; device memory %s (weights %s + KV cache %s + activations %s)\n",
+  std::printf("\n%s; %u reps; load %.2f s; device memory %s (weights %s%s + KV cache %s + activations %s)\n",
               r.device.c_str(), reps, s.load_seconds,
-              format_bytes(s.weight_bytes + s.kv_cache_bytes + s.activation_bytes).c_str(),
-              format_bytes(s.weight_bytes).c_str(), format_bytes(s.kv_cache_bytes).c_str(),
-              format_bytes(s.activation_bytes).c_str());
+              format_bytes(s.weight_bytes + s.expert_cache_bytes + s.kv_cache_bytes + s.activation_bytes).c_str(),
+              format_bytes(s.weight_bytes).c_str(),
+              r.streamed ? (" + expert cache " + format_bytes(s.expert_cache_bytes)).c_str() : "",
+              format_bytes(s.kv_cache_bytes).c_str(), format_bytes(s.activation_bytes).c_str());
+  std::printf("experts: %s\n", r.streaming.c_str());
   for (const BenchTest& t : r.tests) {
     if (t.stages.empty()) continue;
     std::printf("\n%s stages (GPU timestamps):\n\n| stage | ms/token | share | weights GB/s |\n|---|---:|---:|---:|\n",
@@ -302,6 +356,106 @@ void run_perplexity(Engine& engine, const Args& a, const std::string& label, con
               static_cast<unsigned long long>(r.predicted), r.perplexity, r.seconds);
 }
 
+// ---- --stream-sweep ---------------------------------------------------------------------------
+
+// One expert configuration of the sweep, loaded from the same model file as the others.
+struct SweepRow {
+  StreamMode mode = StreamMode::Resident;
+  uint32_t budget = 100;  // percent of the routed experts
+  std::optional<BenchTest> pp, tg;
+  std::string error;      // why it could not be loaded or run (the other rows still are)
+};
+
+SweepRow measure_configuration(const Args& a, const std::string& path, EngineOptions options, StreamMode mode,
+                               uint32_t budget) {
+  SweepRow row{mode, budget, {}, {}, {}};
+  options.stream = mode;
+  options.expert_budget = mode == StreamMode::Resident ? "" : std::to_string(budget) + "%";
+  try {
+    auto engine = Engine::load(path, options);
+    std::fprintf(stderr, "megrez-bench: %s\n", engine->streaming_summary().c_str());
+    if (a.p) row.pp = bench_prompt_processing(*engine, a.p, a.reps);
+    row.tg = bench_text_generation(*engine, a.n, a.reps);
+  } catch (const Error& e) {
+    row.error = e.what();
+    std::fprintf(stderr, "megrez-bench: %s at %u%%: %s\n", stream_mode_name(mode), budget, e.what());
+  }
+  return row;
+}
+
+// tg speed of `row` over the resident row's; 0 when either is missing.
+double ratio_to_resident(const SweepRow& row, const SweepRow& resident) {
+  if (!row.tg || !resident.tg || resident.tg->mean_tokens_per_second() <= 0) return 0;
+  return row.tg->mean_tokens_per_second() / resident.tg->mean_tokens_per_second();
+}
+
+json sweep_json(const std::vector<SweepRow>& rows) {
+  json out = json::array();
+  for (const SweepRow& row : rows) {
+    json j = {{"mode", stream_mode_name(row.mode)}, {"budget_percent", row.budget}};
+    if (!row.error.empty()) j["error"] = row.error;
+    if (row.tg) {
+      j["tg"] = {{"test", row.tg->name}, {"tokens_per_second", row.tg->mean_tokens_per_second()},
+                 {"stddev", row.tg->stddev_tokens_per_second()}, {"stream", stream_json(*row.tg)}};
+      j["ratio_to_resident"] = ratio_to_resident(row, rows.front());
+    }
+    if (row.pp) {
+      j["pp"] = {{"test", row.pp->name}, {"tokens_per_second", row.pp->mean_tokens_per_second()},
+                 {"stddev", row.pp->stddev_tokens_per_second()}, {"stream", stream_json(*row.pp)}};
+    }
+    out.push_back(j);
+  }
+  return out;
+}
+
+void print_sweep_markdown(const std::vector<SweepRow>& rows, bool with_pp) {
+  std::printf("| mode | budget | tg t/s | vs resident | stall ms/token | hit rate | MB/token |%s\n",
+              with_pp ? " pp t/s |" : "");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|%s\n", with_pp ? "---:|" : "");
+  for (const SweepRow& row : rows) {
+    std::printf("| %s | %u %% |", stream_mode_name(row.mode), row.budget);
+    if (!row.tg) {
+      std::printf(" failed | | | | |%s\n", with_pp ? " |" : "");
+      continue;
+    }
+    const BenchTest& tg = *row.tg;
+    const double ratio = ratio_to_resident(row, rows.front());
+    std::printf(" %s ± %s | %s |", fixed(tg.mean_tokens_per_second(), 2).c_str(),
+                fixed(tg.stddev_tokens_per_second(), 2).c_str(), ratio > 0 ? fixed(ratio, 2).c_str() : "n/a");
+    if (row.mode == StreamMode::Resident) std::printf(" - | - | - |");
+    else std::printf(" %s | %s | %s |", stall_cell(tg).c_str(), hit_rate_cell(tg).c_str(), fixed(mb_uploaded_per_token(tg), 3).c_str());
+    if (with_pp) {
+      std::printf(" %s |", row.pp ? (fixed(row.pp->mean_tokens_per_second(), 2) + " ± " +
+                                     fixed(row.pp->stddev_tokens_per_second(), 2)).c_str() : "");
+    }
+    std::printf("\n");
+  }
+}
+
+// Resident at 100%, then prefetch and on-demand at each budget, every one a fresh engine on
+// the same file; the ratio compares with the resident run of this process. Exit 1 when a
+// configuration failed (its row says so; the others are still measured).
+int run_stream_sweep(const Args& a, const std::string& path, const EngineOptions& options, const std::string& label,
+                     const std::string& type) {
+  std::vector<SweepRow> rows;
+  rows.push_back(measure_configuration(a, path, options, StreamMode::Resident, 100));
+  for (StreamMode mode : {StreamMode::Prefetch, StreamMode::OnDemand}) {
+    for (uint32_t budget : a.budgets) rows.push_back(measure_configuration(a, path, options, mode, budget));
+  }
+  const bool failed = std::any_of(rows.begin(), rows.end(), [](const SweepRow& r) { return !r.error.empty(); });
+  if (a.json) {
+    const json j = {{"model", label}, {"type", type}, {"reps", a.reps}, {"storage_bw_gb_per_s", options.storage_bw},
+                    {"eviction", options.eviction}, {"rows", sweep_json(rows)}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return failed ? 1 : 0;
+  }
+  std::printf("%s (%s); %u reps; storage %s; eviction %s\n\n", label.c_str(), type.c_str(), a.reps,
+              options.storage_bw > 0 ? (fixed(options.storage_bw, 2) + " GB/s").c_str() : "unthrottled",
+              options.eviction.c_str());
+  print_sweep_markdown(rows, a.p > 0);
+  return failed ? 1 : 0;
+}
+
 // The weight type a loaded model mostly stores its matrices in (the attention q matrix's).
 std::string stored_type_of(const std::string& path, const Args& a) {
   if (a.type) return dtype_name(*a.type);
@@ -314,13 +468,15 @@ int run(const Args& a) {
   const std::string path = prepare_model(a, file, label);
   const std::string type = a.synthetic.empty() ? stored_type_of(path, a) : dtype_name(a.type.value_or(DType::Q4_0));
   EngineOptions options = a.engine;
-  options.ctx_len = a.ctx ? a.ctx : !a.perplexity.empty() ? 256 : std::max({a.p, a.n, 1u});
+  if (!options.ctx_len) options.ctx_len = !a.perplexity.empty() ? 256 : std::max({a.p, a.n, 1u});
+  if (a.stream_sweep) return run_stream_sweep(a, path, options, label, type);
   auto engine = Engine::load(path, options);
   if (!a.perplexity.empty()) {
     run_perplexity(*engine, a, label, type);
     return 0;
   }
-  Report report{label, type, engine->device_name(), stored_weight_count(engine->config()).value_or(0), {}, {}};
+  Report report{label, type, engine->device_name(), stored_weight_count(engine->config()).value_or(0), {}, {},
+                engine->streaming_summary(), engine->stream_mode() != StreamMode::Resident};
   if (a.p) report.tests.push_back(bench_prompt_processing(*engine, a.p, a.reps));
   if (a.n) report.tests.push_back(bench_text_generation(*engine, a.n, a.reps));
   report.stats = engine->stats();
@@ -335,7 +491,7 @@ int main(int argc, char** argv) {
   try {
     const Args args = parse_args(argc, argv);
     if (args.help) {
-      std::fputs(kUsage, stdout);
+      std::fputs(usage().c_str(), stdout);
       return 0;
     }
     return run(args);

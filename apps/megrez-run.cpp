@@ -6,7 +6,6 @@
 //
 // Text streams to stdout as it is generated; speeds go to stderr at the end. Every user error
 // prints one line "megrez-run: ..." and exits non-zero (2 for bad arguments, 1 otherwise).
-#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -18,6 +17,7 @@
 #include "loader/error.h"
 #include "runtime/context.h"
 #include "runtime/engine.h"
+#include "runtime/engine_flags.h"
 #include "runtime/generate.h"
 #include "runtime/text_stream.h"
 
@@ -25,11 +25,8 @@ namespace {
 
 using namespace megrez;
 
-struct UsageError : Error {
-  using Error::Error;
-};
-
-const char* const kUsage = R"(usage: megrez-run [options]
+std::string usage() {
+  return R"(usage: megrez-run [options]
   --model PATH          Hugging Face directory or .gguf file (default: the bundled tiny model)
   --prompt TEXT         prompt text (tokenized with the model's tokenizer); with --chat the first turn
   --prompt-ids 1,2,3    prompt as token ids
@@ -39,18 +36,15 @@ const char* const kUsage = R"(usage: megrez-run [options]
   --top-p P             nucleus sampling (default 1 = off; Megrez2 recommends 0.9)
   --seed S              sampler seed (default 0)
   --repeat-penalty R    penalty for tokens of the last 64 (default 1 = off)
-  --ctx N               context length in tokens (default min(model maximum, 4096))
-  --kv f16|f32          KV cache type (default f16)
-  --chunk N             prefill tokens per GPU pass (default from the device)
-  --device N|NAME       Vulkan device by index or name substring (see --list-devices)
-  --profile NAME|FILE   emulate a weaker device (minimum, adreno-7xx, mali-g7xx, or a .json)
-  --validation          enable the Vulkan validation layer
-  --chat                interactive chat (reads user turns from stdin; the KV cache is reused)
+)" + engine_flags_usage("min(model maximum, 4096)") +
+         R"(  --chat                interactive chat (reads user turns from stdin; the KV cache is reused)
   --dump-logits FILE    write float32 logits: one row per evaluated position (prompt, then each
                         generated token as it is fed back: row P-1+t produced generated token t)
+  --stats               expert streaming statistics on stderr: per decoded token and in total
   --list-devices        list Vulkan devices and exit
   --help                this text
 )";
+}
 
 struct Args {
   std::string model = std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
@@ -61,27 +55,19 @@ struct Args {
   EngineOptions engine;
   bool chat = false;
   std::string dump_logits;
+  bool stats = false;
   bool list_devices = false;
   bool help = false;
 };
 
 // ---- Argument parsing ------------------------------------------------------------------------
 
-template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
-  T value{};
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) throw UsageError(flag + " expects a number, got '" + text + "'");
-  return value;
-}
-
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = std::min(text.find(',', start), text.size());
-    ids.push_back(parse_number<int32_t>("--prompt-ids", text.substr(start, comma - start)));
+    ids.push_back(parse_flag_number<int32_t>("--prompt-ids", text.substr(start, comma - start)));
     start = comma + 1;
   }
   return ids;
@@ -89,31 +75,22 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--model") a.model = value();
-    else if (flag == "--prompt") a.prompt = value();
-    else if (flag == "--prompt-ids") a.prompt_ids = parse_ids(value());
-    else if (flag == "-n") a.n = parse_number<uint32_t>(flag, value());
-    else if (flag == "--temp") a.sampler.temperature = parse_number<float>(flag, value());
-    else if (flag == "--top-k") a.sampler.top_k = parse_number<int32_t>(flag, value());
-    else if (flag == "--top-p") a.sampler.top_p = parse_number<float>(flag, value());
-    else if (flag == "--seed") a.sampler.seed = parse_number<uint64_t>(flag, value());
-    else if (flag == "--repeat-penalty") a.sampler.repeat_penalty = parse_number<float>(flag, value());
-    else if (flag == "--ctx") a.engine.ctx_len = parse_number<uint32_t>(flag, value());
-    else if (flag == "--chunk") a.engine.chunk = parse_number<uint32_t>(flag, value());
-    else if (flag == "--kv") {
-      const std::string kv = value();
-      if (!kv_cache_type_from_name(kv, a.engine.kv_type)) throw UsageError("--kv expects f16 or f32, got '" + kv + "'");
-    } else if (flag == "--device") a.engine.device = value();
-    else if (flag == "--profile") a.engine.profile = value();
-    else if (flag == "--validation") a.engine.validation = true;
+  FlagCursor args(argc, argv);
+  while (args.next()) {
+    const std::string flag = args.flag();
+    if (parse_engine_flag(args, a.engine)) continue;
+    if (flag == "--model") a.model = args.value();
+    else if (flag == "--prompt") a.prompt = args.value();
+    else if (flag == "--prompt-ids") a.prompt_ids = parse_ids(args.value());
+    else if (flag == "-n") a.n = parse_flag_number<uint32_t>(flag, args.value());
+    else if (flag == "--temp") a.sampler.temperature = parse_flag_number<float>(flag, args.value());
+    else if (flag == "--top-k") a.sampler.top_k = parse_flag_number<int32_t>(flag, args.value());
+    else if (flag == "--top-p") a.sampler.top_p = parse_flag_number<float>(flag, args.value());
+    else if (flag == "--seed") a.sampler.seed = parse_flag_number<uint64_t>(flag, args.value());
+    else if (flag == "--repeat-penalty") a.sampler.repeat_penalty = parse_flag_number<float>(flag, args.value());
     else if (flag == "--chat") a.chat = true;
-    else if (flag == "--dump-logits") a.dump_logits = value();
+    else if (flag == "--dump-logits") a.dump_logits = args.value();
+    else if (flag == "--stats") a.stats = true;
     else if (flag == "--list-devices") a.list_devices = true;
     else if (flag == "--help" || flag == "-h") a.help = true;
     else throw UsageError("unknown option '" + flag + "' (see --help)");
@@ -158,6 +135,71 @@ void print_stats(const Engine& engine) {
                s.decode_tokens_per_second());
 }
 
+// --stats: the expert cache's work, read after the prefill and after every decode pass, so the
+// per-token lines show what each generated token cost (hits, misses, upload, stall).
+class StreamLog {
+ public:
+  explicit StreamLog(const Engine& engine) : engine_(engine) {}
+  void after_prefill() {
+    prefill_ = engine_.stats().stream;
+    seen_decodes_ = engine_.stats().decode_tokens;
+  }
+  // Records the last pass when it was a decode not seen yet.
+  void poll() {
+    if (engine_.stats().decode_tokens == seen_decodes_) return;
+    seen_decodes_ = engine_.stats().decode_tokens;
+    tokens_.push_back(engine_.last_pass_stream_stats());
+  }
+  void print(bool per_token) const;
+
+ private:
+  const Engine& engine_;
+  StreamStats prefill_;
+  uint64_t seen_decodes_ = 0;
+  std::vector<StreamStats> tokens_;
+};
+
+std::string megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f MB", double(bytes) / 1e6);
+  return buf;
+}
+
+std::string stall_text(const StreamStats& s) {
+  if (!s.stall_measured) return "stall n/a (no GPU timestamps)";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "stall %.3f ms", s.stall_ms);
+  return buf;
+}
+
+// lookups, hits, misses, upload and stall of one pass or a sum of passes.
+std::string pass_text(const StreamStats& s) {
+  return "lookups " + std::to_string(s.lookups) + ", hits " + std::to_string(s.hits) + ", misses " +
+         std::to_string(s.misses) + ", uploaded " + megabytes(s.bytes_uploaded) + ", " + stall_text(s);
+}
+
+void StreamLog::print(bool per_token) const {
+  std::fprintf(stderr, "[stream] %s\n", engine_.streaming_summary().c_str());
+  if (engine_.stream_mode() == StreamMode::Resident) {
+    std::fprintf(stderr, "[stream] experts are resident: no expert cache statistics\n");
+    return;
+  }
+  if (per_token) {
+    std::fprintf(stderr, "[stream] prefill: %s\n", pass_text(prefill_).c_str());
+    for (size_t t = 0; t < tokens_.size(); ++t) {
+      std::fprintf(stderr, "[stream] token %zu: %s\n", t + 1, pass_text(tokens_[t]).c_str());
+    }
+  }
+  const StreamStats& s = engine_.stats().stream;
+  std::fprintf(stderr,
+               "[stream] total: lookups %llu, hits %llu, misses %llu, hit rate %.1f%%, uploaded %s (%llu bytes), "
+               "uploads %llu, rounds %llu, %s, occupancy %u/%u slots\n",
+               static_cast<unsigned long long>(s.lookups), static_cast<unsigned long long>(s.hits),
+               static_cast<unsigned long long>(s.misses), 100 * s.hit_rate(), megabytes(s.bytes_uploaded).c_str(),
+               static_cast<unsigned long long>(s.bytes_uploaded), static_cast<unsigned long long>(s.uploads),
+               static_cast<unsigned long long>(s.rounds), stall_text(s).c_str(), s.occupied, s.slots);
+}
+
 void write_text(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
@@ -165,7 +207,7 @@ void write_text(std::string_view text) {
 
 // ---- Modes ------------------------------------------------------------------------------------
 
-void run_prompt(Engine& engine, const Args& a) {
+void run_prompt(Engine& engine, const Args& a, StreamLog& log) {
   const std::vector<int32_t> prompt = a.prompt_ids ? *a.prompt_ids : engine.tokenize(*a.prompt);
   if (prompt.empty()) throw Error("the prompt has no tokens");
   LogitsFile dump(a.dump_logits);
@@ -174,6 +216,7 @@ void run_prompt(Engine& engine, const Args& a) {
     dump.write(logits);
     logits.erase(logits.begin(), logits.end() - engine.config().vocab_size);
   }
+  log.after_prefill();
   if (a.prompt) write_text(*a.prompt);
 
   GenerateOptions options;
@@ -183,11 +226,13 @@ void run_prompt(Engine& engine, const Args& a) {
   if (dump.enabled()) options.on_logits = [&](std::span<const float> row) { dump.write(row); };
   Utf8Stream utf8;
   options.on_token = [&](int32_t id) {
+    log.poll();
     if (!engine.has_tokenizer()) write_text(std::to_string(id) + " ");
     else if (!engine.tokenizer().is_special(id)) write_text(utf8.push(engine.tokenizer().token_text(id)));
   };
   std::vector<int32_t> history = prompt;
   generate(engine, std::move(logits), options, history);
+  log.poll();  // the decode that produced a stop id
   write_text(utf8.flush() + "\n");
 }
 
@@ -219,7 +264,7 @@ int main(int argc, char** argv) {
   try {
     const Args args = parse_args(argc, argv);
     if (args.help) {
-      std::fputs(kUsage, stdout);
+      std::fputs(usage().c_str(), stdout);
       return 0;
     }
     if (args.list_devices) {
@@ -227,12 +272,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto engine = megrez::Engine::load(args.model, args.engine);
+    StreamLog log(*engine);
     if (args.chat) {
       run_chat(*engine, args);
     } else {
-      run_prompt(*engine, args);
+      run_prompt(*engine, args, log);
     }
     print_stats(*engine);
+    if (args.stats) log.print(!args.chat);
     return 0;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "megrez-run: %s\n", e.what());

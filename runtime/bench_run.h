@@ -4,7 +4,8 @@
 // ends with the first generated id picked from the logits), "tgN" generates N tokens one by
 // one from an empty context with the GPU argmax (text generation). Each test repeats `reps`
 // times after one untimed warm-up; prompts are fixed pseudo-random ids (seeded), so runs
-// compare. With EngineOptions::profile_stages the per-stage GPU times are summed per test.
+// compare. With EngineOptions::profile_stages the per-stage GPU times are summed per test;
+// the expert cache statistics of streaming mode always are (the warm-up's excluded).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,10 +20,12 @@ struct BenchTest {
   std::vector<double> seconds;      // one per repetition
   std::vector<double> first_token;  // pp only: seconds until the first generated id is known
   std::vector<StageTiming> stages;  // summed over repetitions (empty without profile_stages)
+  StreamStats stream;               // expert streaming, summed over repetitions (zero when resident)
 
   double mean_tokens_per_second() const;
   double stddev_tokens_per_second() const;  // sample standard deviation over repetitions
   double mean_first_token_seconds() const;
+  uint64_t timed_tokens() const { return uint64_t(tokens) * seconds.size(); }
 };
 
 // Pseudo-random prompt ids in [0, vocab) from `seed` (the same on every platform).

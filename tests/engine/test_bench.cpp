@@ -16,6 +16,7 @@
 #include "loader/weight_layout.h"
 #include "runtime/bench_run.h"
 #include "runtime/bench_synthetic.h"
+#include "runtime/expert_streamer.h"
 #include "runtime/perplexity.h"
 
 using namespace megrez;
@@ -187,4 +188,35 @@ TEST_CASE_FIXTURE(GpuTest, "pp and tg measurements") {
   CHECK(tg.stddev_tokens_per_second() == doctest::Approx(std::sqrt(sq / 2)));
   CHECK_THROWS_WITH_AS(bench_text_generation(*engine, 9, 1), doctest::Contains("exceed the context"), Error);
   CHECK(bench_prompt(5, 100, 1) == bench_prompt(5, 100, 1));
+}
+
+TEST_CASE_FIXTURE(GpuTest, "pp and tg count the expert cache work of the timed repetitions only") {
+  auto model = Model::open(kTinyModelDir);
+  uint64_t moe_layers = 0;
+  for (const LayerWeights& layer : model->weights().layers) moe_layers += layer.pool >= 0 ? 1 : 0;
+  const uint64_t per_token = moe_layers * uint64_t(model->config().num_experts_per_tok);
+  const uint64_t stride = expert_slot_stride(model->weights());
+
+  EngineOptions options = engine_options(8);
+  options.expert_budget = "25%";
+  options.stream = StreamMode::OnDemand;
+  auto engine = load_engine(kTinyModelDir, options);
+  // 3 tokens x 2 repetitions; the warm-up token is not counted.
+  const BenchTest tg = bench_text_generation(*engine, 3, 2);
+  CHECK(tg.timed_tokens() == 6);
+  CHECK(tg.stream.lookups == 6 * per_token);
+  CHECK(tg.stream.hits + tg.stream.misses == tg.stream.lookups);
+  CHECK(tg.stream.misses > 0);  // 25%: 8 slots for 32 experts, top-4 of 16 per layer
+  CHECK(tg.stream.bytes_uploaded == tg.stream.misses * stride);
+  CHECK(tg.stream.slots == 8);
+  const BenchTest pp = bench_prompt_processing(*engine, 6, 2);
+  CHECK(pp.stream.lookups > 0);
+  CHECK(pp.stream.lookups <= 2 * 6 * per_token);  // distinct experts of each chunk, at most k per token
+  CHECK(pp.stream.hits + pp.stream.misses == pp.stream.lookups);
+  CHECK(pp.stream.bytes_uploaded == pp.stream.misses * stride);
+
+  auto resident = load_engine(kTinyModelDir, engine_options(8));
+  const BenchTest tg_resident = bench_text_generation(*resident, 3, 1);
+  CHECK(tg_resident.stream.lookups == 0);
+  CHECK(tg_resident.stream.bytes_uploaded == 0);
 }
