@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "runtime/context.h"
+#include "runtime/expert_uploader.h"
 
 namespace megrez {
 
@@ -73,6 +74,8 @@ std::string device_report(const Context& ctx) {
          q.timestampValidBits, roles.c_str());
   }
   line(out, "  transfer queue: %s", transfer_queue_kind_name(ctx.transfer_kind()));
+  line(out, "  expert streaming uploads: %s",
+       describe_expert_upload_path(ctx, default_expert_upload_path(ctx)).c_str());
   for (uint32_t h = 0; h < info.memory.memoryHeapCount; ++h) {
     std::string types;
     for (uint32_t t = 0; t < info.memory.memoryTypeCount; ++t) {

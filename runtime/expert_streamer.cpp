@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "loader/error.h"
 #include "runtime/activations.h"
@@ -112,7 +113,8 @@ uint64_t parse_expert_budget(std::string_view text, uint64_t expert_bytes) {
   else if (unit == "M" || unit == "MB" || unit == "MIB") scale = 1024.0 * 1024;
   else if (unit == "G" || unit == "GB" || unit == "GIB") scale = 1024.0 * 1024 * 1024;
   else throw bad();
-  return uint64_t(value * scale);
+  const double bytes = value * scale;  // beyond 2^63 bytes means "everything", not an overflow
+  return bytes >= 9.2e18 ? std::numeric_limits<uint64_t>::max() : uint64_t(bytes);
 }
 
 // ---- ExpertStreamer ---------------------------------------------------------------------------
@@ -225,7 +227,7 @@ void ExpertStreamer::submit_current() {
       // The host finished the copies before this submission, so vkQueueSubmit itself makes
       // them visible; no GPU wait on a host-signalled semaphore (wait-before-signal is where
       // drivers and the validation layer are least reliable).
-      uploader_->done().wait(seg.upload);
+      uploader_->wait_done(seg.upload);
     } else {
       if (uploader_->shares_compute_queue()) uploader_->wait_submitted(seg.upload);
       waits.push_back({&uploader_->done(), seg.upload, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT});
@@ -333,17 +335,10 @@ CommandBuffer& ExpertStreamer::routed_experts(CommandBuffer& cmd, int64_t layer,
     if (plan.misses) {
       std::vector<SlotUpload> uploads = uploads_for(pool, plan);
       for (const SlotUpload& u : uploads) pass_.bytes_uploaded += u.bytes();
-      uint64_t wait_for = plan.wait_for > completed ? plan.wait_for : 0;
-      if (wait_for && options_.path == ExpertUploadPath::HostCopy) {
-        // Evicting slots still being read: wait here rather than in the worker (one thread
-        // waiting on the compute timeline keeps the validation layer's tracking exact).
-        compute_.wait(wait_for);
-        wait_for = 0;
-      }
-      const uint64_t value = uploader_->enqueue(std::move(uploads), wait_for);
+      const uint64_t value = uploader_->enqueue(std::move(uploads), plan.wait_for > completed ? plan.wait_for : 0);
       ++pass_.uploads;
       segments_[current_].upload = value;
-      if (options_.mode == StreamMode::OnDemand) uploader_->done().wait(value);
+      if (options_.mode == StreamMode::OnDemand) uploader_->wait_done(value);
     }
     const BufferRange table = next_table();
     auto* entries = reinterpret_cast<uint32_t*>(table.mapped);

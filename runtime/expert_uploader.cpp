@@ -78,6 +78,13 @@ void ExpertUploader::rethrow_failure() {
 }
 
 uint64_t ExpertUploader::enqueue(std::vector<SlotUpload> uploads, uint64_t wait_compute) {
+  if (path_ == ExpertUploadPath::HostCopy && wait_compute) {
+    // The host copy overwrites slots still being read: wait here, on the caller's thread, so
+    // the worker makes no Vulkan calls at all (concurrent semaphore calls from two threads
+    // stall the validation layer's timeline tracking for seconds).
+    compute_.wait(wait_compute);
+    wait_compute = 0;
+  }
   std::lock_guard lock(mutex_);
   rethrow_failure();
   for (const SlotUpload& u : uploads) {
@@ -104,6 +111,21 @@ void ExpertUploader::wait_submitted(uint64_t value) {
   rethrow_failure();
 }
 
+void ExpertUploader::wait_done(uint64_t value) {
+  if (path_ == ExpertUploadPath::Queue) {
+    done_.wait(value);
+  } else {
+    std::unique_lock lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + ctx_.options().gpu_timeout;
+    if (!submitted_cv_.wait_until(lock, deadline, [&] { return copied_ >= value || failure_; })) {
+      throw Error("expert upload " + std::to_string(value) + " did not complete within " +
+                  std::to_string(ctx_.options().gpu_timeout.count()) + " ms");
+    }
+  }
+  std::lock_guard lock(mutex_);
+  rethrow_failure();
+}
+
 void ExpertUploader::run() {
   for (;;) {
     Job job;
@@ -122,29 +144,31 @@ void ExpertUploader::run() {
       failure_ = std::current_exception();
       // Let GPU work waiting for this job run (it computes garbage the engine then discards
       // with the error) rather than hang until the timeout.
-      try {
-        if (done_.value() < job.value) done_.signal(job.value);
-      } catch (...) {
+      if (path_ == ExpertUploadPath::Queue) {
+        try {
+          if (done_.value() < job.value) done_.signal(job.value);
+        } catch (...) {
+        }
       }
     }
     {
       std::lock_guard lock(mutex_);
       submitted_ = std::max(submitted_, job.value);
+      if (path_ == ExpertUploadPath::HostCopy) copied_ = std::max(copied_, job.value);
     }
     submitted_cv_.notify_all();
   }
 }
 
 void ExpertUploader::host_copy(const Job& job) {
-  if (job.wait_compute) compute_.wait(job.wait_compute);  // the readers of the slots we overwrite
+  // job.wait_compute is 0: enqueue() waited for the slots' readers already.
   for (const SlotUpload& u : job.uploads) {
     for (size_t i = 0; i < u.sources.size(); ++i) {
       if (!u.sources[i].empty()) throttle_.copy(u.slot.mapped + u.offsets[i], u.sources[i].data(), u.sources[i].size());
     }
   }
-  // The streamer submits the experts' work only after this value (on the host), so the
-  // submission's host-write ordering guarantee makes the copies visible.
-  done_.signal(job.value);
+  // Completion is reported on the host (run(): copied_); the streamer submits the experts'
+  // work only after wait_done(), so vkQueueSubmit's host-write ordering makes the copies visible.
 }
 
 namespace {

@@ -8,8 +8,9 @@
 //             itself (Context::transfer_kind()). Buffers are shared CONCURRENTly between the
 //             families (Context), so no ownership transfer is needed.
 //   HostCopy  unified memory (phones, lavapipe): the slots are mapped, so the worker copies
-//             straight from the file into them, no command buffers; it first waits on the host
-//             for the compute work still reading the slots it overwrites.
+//             straight from the file into them, no command buffers and no Vulkan calls;
+//             enqueue() first waits on the host for compute work still reading those slots,
+//             and completion is reported on the host (wait_done()).
 // Storage reads can be throttled to a bandwidth (StorageThrottle) to model phone flash or PCIe.
 #include <array>
 #include <chrono>
@@ -69,14 +70,20 @@ class ExpertUploader {
   ExpertUploader(const ExpertUploader&) = delete;
   ExpertUploader& operator=(const ExpertUploader&) = delete;
 
-  // Queues `uploads` to start once the compute timeline reaches `wait_compute`. Returns the
-  // value of done() that signals their completion. Rethrows a failure of an earlier job.
+  // Queues `uploads` to start once the compute timeline reaches `wait_compute` (HostCopy:
+  // waits for it before returning). Returns the value that wait_done() and, on the Queue path,
+  // done() reach at their completion. Rethrows a failure of an earlier job.
   uint64_t enqueue(std::vector<SlotUpload> uploads, uint64_t wait_compute);
   // Blocks until the job of `value` has been submitted to its queue (a compute submission
   // that waits for it may only be made after that when both share one VkQueue).
   void wait_submitted(uint64_t value);
+  // Blocks until the job of `value` completed (its bytes are in the slots).
+  void wait_done(uint64_t value);
   // True when a compute submission waiting on done() must wait_submitted() first.
   bool shares_compute_queue() const;
+  // Queue path: the transfer timeline the compute submissions wait on. (The HostCopy path
+  // completes on the host; its completion is only observable through wait_done(), so the
+  // worker thread makes no Vulkan calls there.)
   const TimelineSemaphore& done() const { return done_; }
   ExpertUploadPath path() const { return path_; }
 
@@ -102,7 +109,7 @@ class ExpertUploader {
   std::mutex mutex_;
   std::condition_variable wake_, submitted_cv_;
   std::deque<Job> jobs_;
-  uint64_t next_value_ = 0, submitted_ = 0;
+  uint64_t next_value_ = 0, submitted_ = 0, copied_ = 0;  // copied_: HostCopy jobs finished
   bool stop_ = false;
   std::exception_ptr failure_;
   std::thread worker_;  // last: starts after everything above exists

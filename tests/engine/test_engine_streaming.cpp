@@ -76,8 +76,8 @@ void check_modes(const std::string& model, const std::vector<int32_t>& ids, uint
 
   // The minimum budget: top_k + 1 slots, given as bytes (slot stride from 100% / total experts).
   const std::vector<std::string> budgets = {"100%", "50%", "25%", "min"};
-  for (const char* mode : {"prefetch", "ondemand"}) {
-    for (const char* path : {"host", "queue"}) {
+  for (const std::string mode : {"prefetch", "ondemand"}) {
+    for (const std::string path : {"host", "queue"}) {
       for (const std::string& budget : budgets) {
         CAPTURE(mode);
         CAPTURE(path);
