@@ -84,15 +84,11 @@ struct Args {
 // "100,50,25" (a "%" after each is allowed): percents in 1..100.
 std::vector<uint32_t> parse_budgets(const std::string& text) {
   std::vector<uint32_t> budgets;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, comma - start);
+  for (std::string item : split_flag_list(text)) {
     if (!item.empty() && item.back() == '%') item.pop_back();
     const uint32_t percent = parse_flag_number<uint32_t>("--budgets", item);
     if (percent == 0 || percent > 100) throw UsageError("--budgets expects percents in 1..100, got '" + item + "'");
     budgets.push_back(percent);
-    start = comma + 1;
   }
   return budgets;
 }

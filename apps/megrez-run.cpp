@@ -64,12 +64,7 @@ struct Args {
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    ids.push_back(parse_flag_number<int32_t>("--prompt-ids", text.substr(start, comma - start)));
-    start = comma + 1;
-  }
+  for (const std::string& item : split_flag_list(text)) ids.push_back(parse_flag_number<int32_t>("--prompt-ids", item));
   return ids;
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/engine_flags.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/expert_streamer.h"
@@ -41,6 +42,17 @@ std::string checked_choice(const std::string& flag, const std::string& text, con
 }
 
 }  // namespace
+
+std::vector<std::string> split_flag_list(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
 
 std::string FlagCursor::value() {
   const std::string name = flag();

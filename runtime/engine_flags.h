@@ -7,6 +7,7 @@
 #include <charconv>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loader/error.h"
 #include "runtime/engine.h"
@@ -29,6 +30,10 @@ T parse_flag_number(std::string_view flag, const std::string& text) {
   }
   return value;
 }
+
+// The comma-separated items of a list value ("1,2,3"); empty items are kept (and rejected
+// by whatever parses them).
+std::vector<std::string> split_flag_list(const std::string& text);
 
 // Walks argv: the flag at `index`, and its value (advancing `index`).
 class FlagCursor {

@@ -190,11 +190,31 @@ TEST_CASE("engine flags fill EngineOptions; bad values are usage errors naming t
   EngineOptions untouched;
   CHECK_FALSE(parse_engine_flag(cursor, untouched));
   CHECK(cursor.flag() == "--prompt");
+  CHECK(split_flag_list("100,50%,,7") == std::vector<std::string>{"100", "50%", "", "7"});
+  CHECK(split_flag_list("") == std::vector<std::string>{""});
   CHECK(engine_flags_usage("X").find("--ctx N               context length in tokens (default X)") != std::string::npos);
 }
 
+namespace {
+
+// Each (arguments, message, exit status): the tool prints the message in its one line.
+using ErrorCases = std::vector<std::tuple<std::string, std::string, int>>;
+void check_errors(Run (*run)(const std::string&), const ErrorCases& cases) {
+  for (const auto& [args, message, status] : cases) {
+    CAPTURE(args);
+    const Run r = run(args);
+    INFO(r.output);
+    CHECK(r.status == status);
+    CHECK(r.output.find(message) != std::string::npos);
+    CHECK(error_lines(r.output) == 1);
+    if (status == 2) CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // before any loading
+  }
+}
+
+}  // namespace
+
 TEST_CASE("megrez-run and megrez-bench: bad streaming flags exit 2, a budget below the minimum exits 1, one line each") {
-  const std::vector<std::tuple<std::string, std::string, int>> cases = {
+  const ErrorCases cases = {
       {"--prompt hi --stream sometimes", "megrez-run: --stream expects auto, resident, prefetch or ondemand", 2},
       {"--prompt hi --storage-bw fast", "megrez-run: --storage-bw expects a number, got 'fast'", 2},
       {"--prompt hi --expert-budget lots", "megrez-run: --expert-budget: expert budget 'lots'", 2},
@@ -202,34 +222,18 @@ TEST_CASE("megrez-run and megrez-bench: bad streaming flags exit 2, a budget bel
       {"--prompt hi --ctx 64 --expert-budget 1KB", "streaming needs at least top_k + 1", 1},
       {"--prompt hi --ctx 64 --stream resident --expert-budget 50%", "--stream resident needs every expert", 1},
   };
-  for (const auto& [args, message, status] : cases) {
-    CAPTURE(args);
-    const Run r = run_cli(args);
-    INFO(r.output);
-    CHECK(r.status == status);
-    CHECK(r.output.find(message) != std::string::npos);
-    CHECK(error_lines(r.output) == 1);
-    if (status == 2) CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // before any loading
-  }
-  const std::vector<std::tuple<std::string, std::string, int>> bench_cases = {
+  check_errors(run_cli, cases);
+  check_errors(run_bench, {
       {"--stream fast", "megrez-bench: --stream expects auto, resident, prefetch or ondemand", 2},
       {"--storage-bw -3", "megrez-bench: --storage-bw expects a bandwidth in GB/s", 2},
       {"--expert-budget 0%", "megrez-bench: --expert-budget: expert budget '0%'", 2},
       {"--budgets 50", "--budgets applies to --stream-sweep", 2},
       {"--stream-sweep --budgets 50,0", "--budgets expects percents in 1..100, got '0'", 2},
+      {"--stream-sweep --budgets 50,", "--budgets expects a number, got ''", 2},
       {"--stream-sweep --stream prefetch", "--stream-sweep chooses --stream and --expert-budget itself", 2},
       {"--stream-sweep -n 0 -p 4", "give -n above 0", 2},
       {"-p 0 -n 1 -r 1 --expert-budget 1KB", "streaming needs at least top_k + 1", 1},
-  };
-  for (const auto& [args, message, status] : bench_cases) {
-    CAPTURE(args);
-    const Run r = run_bench(args);
-    INFO(r.output);
-    CHECK(r.status == status);
-    CHECK(r.output.find(message) != std::string::npos);
-    CHECK(error_lines(r.output) == 1);
-    if (status == 2) CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // before any loading
-  }
+  });
 }
 
 TEST_CASE("megrez-run --stats: per-token and total expert cache lines add up; stdout text unchanged") {
