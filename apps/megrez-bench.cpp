@@ -484,21 +484,12 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return megrez::run_tool("megrez-bench", [&] {
     const Args args = parse_args(argc, argv);
     if (args.help) {
       std::fputs(usage().c_str(), stdout);
       return 0;
     }
     return run(args);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "megrez-bench: %s\n", e.what());
-    return 2;
-  } catch (const megrez::Error& e) {
-    std::fprintf(stderr, "megrez-bench: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "megrez-bench: internal error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

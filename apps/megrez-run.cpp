@@ -256,7 +256,7 @@ void run_chat(Engine& engine, const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return megrez::run_tool("megrez-run", [&] {
     const Args args = parse_args(argc, argv);
     if (args.help) {
       std::fputs(usage().c_str(), stdout);
@@ -276,14 +276,5 @@ int main(int argc, char** argv) {
     print_stats(*engine);
     if (args.stats) log.print(!args.chat);
     return 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "megrez-run: %s\n", e.what());
-    return 2;
-  } catch (const megrez::Error& e) {
-    std::fprintf(stderr, "megrez-run: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "megrez-run: internal error: %s\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "runtime/expert_streamer.h"
 
@@ -77,6 +78,21 @@ bool parse_engine_flag(FlagCursor& cursor, EngineOptions& o) {
   else if (flag == "--expert-upload") o.expert_upload = checked_choice(flag, cursor.value(), "queue", "host");
   else return false;
   return true;
+}
+
+int run_tool(const char* tool, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: internal error: %s\n", tool, e.what());
+    return 1;
+  }
 }
 
 std::string engine_flags_usage(std::string_view ctx_default) {

@@ -5,6 +5,7 @@
 // expert budget below top_k + 1 experts, a host upload path on a discrete GPU) stay the
 // engine's megrez::Error from Engine::load.
 #include <charconv>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,10 @@ class FlagCursor {
 //   --expert-budget SIZE|PCT  --stream auto|resident|prefetch|ondemand  --storage-bw GB/s
 //   --eviction pool|lru  --expert-upload queue|host
 bool parse_engine_flag(FlagCursor& cursor, EngineOptions& options);
+
+// A tool's main: runs `body` and returns its exit status, or prints one line "tool: message"
+// to stderr and returns 2 for a UsageError, 1 for any other error.
+int run_tool(const char* tool, const std::function<int()>& body);
 
 // The --help lines of those flags, aligned for a column of 24; `ctx_default` says what
 // --ctx 0 (not given) means for the tool.

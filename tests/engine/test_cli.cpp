@@ -190,6 +190,11 @@ TEST_CASE("engine flags fill EngineOptions; bad values are usage errors naming t
   EngineOptions untouched;
   CHECK_FALSE(parse_engine_flag(cursor, untouched));
   CHECK(cursor.flag() == "--prompt");
+  // The tools' exit statuses: 2 for usage errors, 1 for the rest.
+  CHECK(run_tool("t", [] { return 7; }) == 7);
+  CHECK(run_tool("t", []() -> int { throw UsageError("bad flag"); }) == 2);
+  CHECK(run_tool("t", []() -> int { throw Error("no model"); }) == 1);
+  CHECK(run_tool("t", []() -> int { throw std::runtime_error("oops"); }) == 1);
   CHECK(split_flag_list("100,50%,,7") == std::vector<std::string>{"100", "50%", "", "7"});
   CHECK(split_flag_list("") == std::vector<std::string>{""});
   CHECK(engine_flags_usage("X").find("--ctx N               context length in tokens (default X)") != std::string::npos);
