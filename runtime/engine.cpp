@@ -263,7 +263,12 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   m->cmd = std::make_unique<CommandBuffer>(ctx);
   m->warm_up();
   if (options.profile_stages) {  // after the warm-up, which records without a profiler reset
-    m->stages = std::make_unique<StageProfiler>(ctx, Forward::max_stage_scopes(m->config));
+    uint32_t scopes = Forward::max_stage_scopes(m->config);
+    if (m->streamer) {  // every cut of the pass reopens the open stage in the next submission
+      const uint32_t rounds = uint32_t((m->config.n_routed_experts + m->streaming.slots - 1) / m->streaming.slots);
+      scopes += uint32_t(m->config.num_hidden_layers) * (rounds + 2);
+    }
+    m->stages = std::make_unique<StageProfiler>(ctx, scopes);
     m->forward->set_stage_profiler(m->stages.get());
   }
   m->stats.weight_bytes = m->weights->bytes();

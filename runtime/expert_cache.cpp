@@ -19,8 +19,11 @@ const char* eviction_policy_name(EvictionPolicy policy) {
 }
 
 ExpertCache::ExpertCache(uint32_t slots, std::vector<uint32_t> experts_per_pool, std::vector<int> layer_pools,
-                         EvictionPolicy policy)
-    : policy_(policy), experts_per_pool_(std::move(experts_per_pool)), layer_pools_(std::move(layer_pools)) {
+                         EvictionPolicy policy, uint32_t slots_per_part)
+    : policy_(policy),
+      experts_per_pool_(std::move(experts_per_pool)),
+      layer_pools_(std::move(layer_pools)),
+      slots_per_part_(slots_per_part ? std::min(slots_per_part, slots) : slots) {
   if (slots == 0) throw Error("expert cache: no slots");
   uint32_t total = 0;
   for (uint32_t n : experts_per_pool_) {
@@ -57,13 +60,38 @@ uint32_t ExpertCache::next_use_distance(uint32_t pool, int layer) const {
   return uint32_t(n) + 1;  // a pool no layer uses: evict first
 }
 
-uint32_t ExpertCache::choose_victim(std::span<const uint8_t> requested, int layer, uint64_t completed) const {
+uint32_t ExpertCache::free_slot(uint32_t pool) const {
+  // Keep a pool's experts in few parts of the store: the kernels dispatch once per part that
+  // holds a selected expert. Prefer the part with most of this pool's experts, then the part
+  // with most free slots (a new pool starts in an empty part), then the lowest slot.
+  const uint32_t parts = (slots() + slots_per_part_ - 1) / slots_per_part_;
+  std::vector<uint32_t> of_pool(parts, 0), free(parts, 0);
+  for (uint32_t s = 0; s < slots(); ++s) {
+    if (slot_key_[s].pool == kNone) ++free[s / slots_per_part_];
+    else if (slot_key_[s].pool == pool) ++of_pool[s / slots_per_part_];
+  }
+  uint32_t best_part = kNone;
+  for (uint32_t p = 0; p < parts; ++p) {
+    if (free[p] == 0) continue;
+    if (best_part == kNone || std::pair(of_pool[p], free[p]) > std::pair(of_pool[best_part], free[best_part])) {
+      best_part = p;
+    }
+  }
+  if (best_part == kNone) return kNone;
+  for (uint32_t s = best_part * slots_per_part_; s < slots(); ++s) {
+    if (slot_key_[s].pool == kNone) return s;
+  }
+  return kNone;
+}
+
+uint32_t ExpertCache::choose_victim(std::span<const uint8_t> requested, uint32_t pool, int layer,
+                                    uint64_t completed) const {
+  if (occupied_ < slots()) return free_slot(pool);
   // Smallest key wins: (still being read, policy order, LRU stamp).
   uint32_t best = kNone;
   std::tuple<bool, int64_t, uint64_t> best_key{};
   for (uint32_t s = 0; s < slots(); ++s) {
     if (requested[s]) continue;
-    if (slot_key_[s].pool == kNone) return s;  // free
     const bool in_flight = last_use_[s] > completed;
     const int64_t order =
         policy_ == EvictionPolicy::PoolDistance ? -int64_t(next_use_distance(slot_key_[s].pool, layer)) : 0;
@@ -102,7 +130,7 @@ ExpertPlacement ExpertCache::place(uint32_t pool, std::span<const uint32_t> expe
     uint32_t slot = slot_ref(pool, e);
     const bool miss = slot == kNone;
     if (miss) {
-      slot = choose_victim(requested, layer, completed);
+      slot = choose_victim(requested, pool, layer, completed);
       Key& old = slot_key_[slot];
       if (old.pool != kNone) {
         slot_ref(old.pool, old.expert) = kNone;

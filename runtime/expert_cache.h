@@ -6,7 +6,7 @@
 // the compute submission that last reads it. A slot may be given to another expert once the
 // upload into it waits for that value (ExpertPlacement::wait_for). Eviction prefers slots whose
 // readers have completed, so uploads rarely wait; it never takes a slot that the request itself
-// uses.
+// uses. Free slots are used before anything is evicted, grouped by pool (free_slot()).
 //
 // Policies (EvictionPolicy):
 //   Lru          least recently used first.
@@ -42,8 +42,10 @@ class ExpertCache {
  public:
   // slots: capacity (>= 1). experts_per_pool[p]: routed experts of pool p.
   // layer_pools[l]: pool of layer l, -1 for dense layers (the PoolDistance policy's schedule).
+  // slots_per_part: slots per binding of the store (0: one part); free slots are chosen so a
+  // pool's experts share parts.
   ExpertCache(uint32_t slots, std::vector<uint32_t> experts_per_pool, std::vector<int> layer_pools,
-              EvictionPolicy policy);
+              EvictionPolicy policy, uint32_t slots_per_part = 0);
 
   // Gives each of the distinct `experts` of `pool` a slot, for `layer`, whose kernels run in the
   // compute submission `use_value`. `completed`: the compute value known to have finished.
@@ -67,11 +69,13 @@ class ExpertCache {
   uint32_t& slot_ref(uint32_t pool, uint32_t expert) { return expert_slot_[pool_first_[pool] + expert]; }
   // Layers from `layer` (exclusive) to the next layer of `pool`, cycling into the next token.
   uint32_t next_use_distance(uint32_t pool, int layer) const;
-  uint32_t choose_victim(std::span<const uint8_t> requested, int layer, uint64_t completed) const;
+  uint32_t free_slot(uint32_t pool) const;
+  uint32_t choose_victim(std::span<const uint8_t> requested, uint32_t pool, int layer, uint64_t completed) const;
 
   EvictionPolicy policy_;
   std::vector<uint32_t> experts_per_pool_, pool_first_;
   std::vector<int> layer_pools_;
+  uint32_t slots_per_part_;
   std::vector<uint32_t> expert_slot_;  // (pool, expert) -> slot or kNone
   std::vector<Key> slot_key_;          // slot -> (pool, expert)
   std::vector<uint64_t> last_use_;     // slot -> compute value of its last reader

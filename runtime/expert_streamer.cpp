@@ -133,6 +133,13 @@ std::vector<int> layer_pools(const ModelWeights& w) {
   return pools;
 }
 
+// Whole slots per binding of the store (every pool's layout at the common stride).
+uint32_t store_slots_per_part(const DeviceCaps& caps, const ModelWeights& weights, uint32_t slots) {
+  ExpertSlotLayout common = pool_layout(weights.pools.at(0));
+  common.slot_bytes = expert_slot_stride(weights);
+  return std::min(expert_slots_per_part(caps, common), slots);
+}
+
 }  // namespace
 
 ExpertStreamer::ExpertStreamer(Context& ctx, const ModelConfig& config, const ModelWeights& weights,
@@ -142,12 +149,10 @@ ExpertStreamer::ExpertStreamer(Context& ctx, const ModelConfig& config, const Mo
       weights_(weights),
       act_(act),
       options_(options),
-      cache_(options.slots, experts_per_pool(weights), layer_pools(weights), options.policy),
+      stride_(expert_slot_stride(weights)),
+      slots_per_part_(store_slots_per_part(ctx.caps(), weights, options.slots)),
+      cache_(options.slots, experts_per_pool(weights), layer_pools(weights), options.policy, slots_per_part_),
       compute_(ctx) {
-  stride_ = expert_slot_stride(weights);
-  ExpertSlotLayout common = pool_layout(weights.pools.at(0));
-  common.slot_bytes = stride_;
-  slots_per_part_ = std::min(expert_slots_per_part(ctx.caps(), common), options.slots);
   // The slot store, in parts of whole slots that each fit one binding.
   slot_arena_ = std::make_unique<Arena>(ctx, "expert-slots", MemoryUse::Device, uint64_t(options.slots) * stride_);
   std::vector<BufferRange> parts;
@@ -295,8 +300,8 @@ std::vector<SlotUpload> ExpertStreamer::uploads_for(uint32_t pool, const ExpertP
   return uploads;
 }
 
-CommandBuffer& ExpertStreamer::routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t tokens,
-                                              const RecordExperts& record) {
+void ExpertStreamer::routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record,
+                                    const CutPass& cut_pass) {
   const uint32_t pool = uint32_t(weights_.layers[size_t(layer)].pool);
   const uint32_t K = uint32_t(config_.num_experts_per_tok), E = uint32_t(weights_.pools[pool].size());
   // The ids: known once the submission holding this layer's router completed. On demand waits
@@ -322,10 +327,9 @@ CommandBuffer& ExpertStreamer::routed_experts(CommandBuffer& cmd, int64_t layer,
     if (rounds.back().size() == cache_.slots()) rounds.emplace_back();
     rounds.back().push_back(e);
   }
-  CommandBuffer* current = &cmd;
   for (size_t r = 0; r < rounds.size(); ++r) {
     if (r > 0) {
-      current = &cut(*current, -1);
+      cut_pass();  // this round's uploads may overwrite the previous round's slots
       ++pass_.rounds;
     }
     const uint64_t completed = compute_.value();
@@ -350,16 +354,14 @@ CommandBuffer& ExpertStreamer::routed_experts(CommandBuffer& cmd, int64_t layer,
     }
     std::sort(parts.begin(), parts.end());
     parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
-    if (!parts.empty()) record(*current, pool_slots_[pool], table, parts);
+    if (!parts.empty()) record(pool_slots_[pool], table, parts);
   }
-  return *current;
 }
 
-CommandBuffer& ExpertStreamer::RecordingOnly::routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t,
-                                                             const RecordExperts& record) {
+void ExpertStreamer::RecordingOnly::routed_experts(int64_t layer, uint32_t, const RecordExperts& record,
+                                                   const CutPass&) {
   const uint32_t pool = uint32_t(s_.weights_.layers[size_t(layer)].pool);
-  record(cmd, s_.pool_slots_[pool], s_.tables_[0], {});
-  return cmd;
+  record(s_.pool_slots_[pool], s_.tables_[0], {});
 }
 
 }  // namespace megrez

@@ -59,8 +59,7 @@ class ExpertStreamer final : public ExpertFeed {
   void finish_pass(CommandBuffer& last);
 
   CommandBuffer& cut(CommandBuffer& cmd, int64_t routed_layer) override;
-  CommandBuffer& routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t tokens,
-                                const RecordExperts& record) override;
+  void routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record, const CutPass& cut_pass) override;
 
   // Records against the slot store without submitting or uploading (pipeline warm-up).
   ExpertFeed& recording_only() { return recording_only_; }
@@ -75,7 +74,7 @@ class ExpertStreamer final : public ExpertFeed {
    public:
     explicit RecordingOnly(ExpertStreamer& s) : s_(s) {}
     CommandBuffer& cut(CommandBuffer& cmd, int64_t) override { return cmd; }
-    CommandBuffer& routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t, const RecordExperts& record) override;
+    void routed_experts(int64_t layer, uint32_t, const RecordExperts& record, const CutPass&) override;
 
    private:
     ExpertStreamer& s_;

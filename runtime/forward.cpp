@@ -34,12 +34,15 @@ class Stages {
     scope_ = profiler_->begin(*cmd_, name, weight_bytes);
     open_ = true;
   }
-  void retarget(CommandBuffer& next) {
-    if (&next == cmd_) return;
-    const bool was_open = open_;
+  // Around a cut: close the open stage in the submission that ends, reopen it in the next.
+  void suspend() {
+    suspended_ = open_;
     close();
+  }
+  void resume(CommandBuffer& next) {
     cmd_ = &next;
-    if (was_open) (*this)(name_);
+    if (suspended_) (*this)(name_);
+    suspended_ = false;
   }
 
  private:
@@ -52,6 +55,7 @@ class Stages {
   std::string_view name_;
   uint32_t scope_ = 0;
   bool open_ = false;
+  bool suspended_ = false;
 };
 
 // Weight bytes a stage reads, for the stage profiler's GB/s.
@@ -85,9 +89,12 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
   const Activations& a = act_;
   CommandBuffer* cmd = &first;  // streaming moves on to the next submission at every cut
   Stages stage(stages_, first);  // optional GPU timestamps per stage; free when off
-  auto cut = [&](int64_t routed_layer) {
+  // Streaming: ends the submission being recorded; recording continues in the next one.
+  auto cut = [&](int64_t routed_layer) -> CommandBuffer& {
+    stage.suspend();
     cmd = &feed->cut(*cmd, routed_layer);
-    stage.retarget(*cmd);
+    stage.resume(*cmd);
+    return *cmd;
   };
 
   // x = embed_tokens[ids]
@@ -134,14 +141,12 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
       // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
       stage("experts", expert_bytes_read(pool, uint64_t(T) * uint64_t(c_.num_experts_per_tok)));
       if (feed) {
-        cmd = &feed->routed_experts(*cmd, i, T,
-                                    [&](CommandBuffer& c, const ExpertSlots& slots, const BufferRange& table,
-                                        const std::vector<uint32_t>& parts) {
-                                      stage.retarget(c);
-                                      routed_experts(c, i, slots, table, parts, h2, T);
-                                      sync(c);
-                                    });
-        stage.retarget(*cmd);
+        feed->routed_experts(i, T,
+                             [&](const ExpertSlots& slots, const BufferRange& table, const std::vector<uint32_t>& parts) {
+                               routed_experts(*cmd, i, slots, table, parts, h2, T);
+                               sync(*cmd);
+                             },
+                             [&] { cut(-1); });
       } else {
         routed_experts(*cmd, i, pool.slots, pool.slot_table, {}, h2, T);
       }

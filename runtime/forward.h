@@ -32,18 +32,20 @@ enum class LogitsOut {
 // attention still have to run: the feed submits the pass in pieces to use that window.
 class ExpertFeed {
  public:
-  // Records layer's routed experts into the given command buffer, reading `slots` through
-  // `table`, dispatching only the slot-store `parts` listed (empty: all).
-  using RecordExperts = std::function<void(CommandBuffer& cmd, const ExpertSlots& slots, const BufferRange& table,
-                                           const std::vector<uint32_t>& parts)>;
+  // Records layer's routed experts into the submission being recorded, reading `slots`
+  // through `table`, dispatching only the slot-store `parts` listed (empty: all).
+  using RecordExperts =
+      std::function<void(const ExpertSlots& slots, const BufferRange& table, const std::vector<uint32_t>& parts)>;
+  // Ends the submission being recorded (Forward keeps its stage timestamps consistent).
+  using CutPass = std::function<void()>;
   virtual ~ExpertFeed() = default;
   // Ends the submission being recorded in `cmd`; `routed_layer` is the MoE layer whose router
   // it ends with (-1: none). Returns the command buffer recording continues in.
   virtual CommandBuffer& cut(CommandBuffer& cmd, int64_t routed_layer) = 0;
-  // Records `layer`'s routed experts over `tokens` tokens with `record` (once, or in rounds
-  // cut into several submissions when the chunk needs more experts than the cache holds).
-  virtual CommandBuffer& routed_experts(CommandBuffer& cmd, int64_t layer, uint32_t tokens,
-                                        const RecordExperts& record) = 0;
+  // Records `layer`'s routed experts over `tokens` tokens with `record`: once, or in rounds
+  // separated by cut_pass() when a chunk needs more experts than the cache holds.
+  virtual void routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record,
+                              const CutPass& cut_pass) = 0;
 };
 
 class Forward {

@@ -183,3 +183,24 @@ TEST_CASE_FIXTURE(GpuTest, "streaming: budgets are checked with one clear messag
   o.expert_budget = "100%";
   CHECK(load_engine(kTinyModelDir, o)->stream_mode() == StreamMode::Resident);
 }
+
+TEST_CASE_FIXTURE(GpuTest, "streaming: stage timings follow the pass across its submissions and rounds") {
+  auto model = Model::open(kTinyModelDir);
+  const std::vector<int32_t> ids = prompt_ids(40, model->config().vocab_size, 3);
+  model.reset();
+  EngineOptions o = engine_options(48, KvCacheType::F32, 16);
+  o.profile_stages = true;
+  o.expert_budget = "20%";  // 6 of 32 slots: every 16-token chunk needs rounds
+  auto engine = load_engine(kTinyModelDir, o);
+  REQUIRE(engine->stream_mode() == StreamMode::Prefetch);
+  engine->prefill(ids);
+  engine->decode(ids[0]);
+  CHECK(engine->stats().stream.rounds > 0);
+  double experts_ms = 0, total_ms = 0;
+  for (const StageTiming& t : engine->stage_timings()) {
+    total_ms += t.ms;
+    if (t.stage == "experts") experts_ms = t.ms;
+  }
+  CHECK(experts_ms > 0);
+  CHECK(total_ms > experts_ms);
+}
