@@ -45,6 +45,17 @@ EngineOptions engine_options(uint32_t ctx_len, KvCacheType kv = KvCacheType::F32
 // Loads `path` on the shared validated context.
 std::unique_ptr<Engine> load_engine(const std::string& path, const EngineOptions& options);
 
+// n deterministic pseudo-random token ids below `vocab` (an LCG, the same on every platform).
+inline std::vector<int32_t> prompt_ids(size_t n, int64_t vocab, uint32_t seed) {
+  std::vector<int32_t> ids(n);
+  uint32_t state = seed;
+  for (int32_t& id : ids) {
+    state = state * 1664525u + 1013904223u;
+    id = int32_t((state >> 8) % uint32_t(vocab));
+  }
+  return ids;
+}
+
 // Row `r` of a [rows, vocab] matrix.
 inline std::span<const float> row(std::span<const float> m, size_t vocab, size_t r) {
   return m.subspan(r * vocab, vocab);

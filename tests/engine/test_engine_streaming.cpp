@@ -26,16 +26,6 @@ struct Run {
   std::vector<StreamStats> decode_steps;
 };
 
-std::vector<int32_t> prompt_ids(size_t n, int64_t vocab, uint32_t seed) {
-  std::vector<int32_t> ids(n);
-  uint32_t state = seed;
-  for (int32_t& id : ids) {
-    state = state * 1664525u + 1013904223u;
-    id = int32_t((state >> 8) % uint32_t(vocab));
-  }
-  return ids;
-}
-
 // Prefill `ids` (all logits), then decode `steps` tokens greedily from the prefill's argmax.
 Run run(const std::string& model, EngineOptions options, const std::vector<int32_t>& ids, size_t steps) {
   auto engine = load_engine(model, options);

@@ -23,16 +23,6 @@ namespace {
 
 constexpr double kTolerance = 1e-3;
 
-std::vector<int32_t> prompt_ids(size_t n, int64_t vocab, uint32_t seed) {
-  std::vector<int32_t> ids(n);
-  uint32_t state = seed;
-  for (int32_t& id : ids) {
-    state = state * 1664525u + 1013904223u;
-    id = int32_t((state >> 8) % uint32_t(vocab));
-  }
-  return ids;
-}
-
 struct Variant {
   const char* name;
   std::function<void(ModelConfig&)> change;
