@@ -114,6 +114,7 @@ struct Engine::Impl {
   StreamMode mode = StreamMode::Resident;
   StreamerOptions streaming;              // Prefetch / OnDemand only
   std::unique_ptr<ExpertStreamer> streamer;
+  bool streaming_failed = false;          // a streaming pass threw: the cache is not trusted
   Sampler sampler;
   bool sampler_seeded = false;
   uint32_t position = 0;
@@ -222,9 +223,19 @@ void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
   std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
   if (streamer) {
-    CommandBuffer& first = streamer->begin_pass();
-    if (stages) stages->reset(first);
-    streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
+    // A pass that failed half way (GPU timeout, unreadable model file) may leave slots the
+    // cache believes filled: refuse to go on rather than compute with them.
+    if (streaming_failed) {
+      throw Error("an earlier GPU or upload error left the expert cache in an unknown state; load the model again");
+    }
+    try {
+      CommandBuffer& first = streamer->begin_pass();
+      if (stages) stages->reset(first);
+      streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
+    } catch (...) {
+      streaming_failed = true;
+      throw;
+    }
     stats.stream = streamer->totals();
   } else {
     cmd->begin();
