@@ -87,14 +87,18 @@ uint32_t ExpertCache::free_slot(uint32_t pool) const {
 uint32_t ExpertCache::choose_victim(std::span<const uint8_t> requested, uint32_t pool, int layer,
                                     uint64_t completed) const {
   if (occupied_ < slots()) return free_slot(pool);
+  // Policy order per pool, computed once per choice rather than once per slot.
+  std::vector<int64_t> pool_order(experts_per_pool_.size(), 0);
+  if (policy_ == EvictionPolicy::PoolDistance) {
+    for (uint32_t p = 0; p < pool_order.size(); ++p) pool_order[p] = -int64_t(next_use_distance(p, layer));
+  }
   // Smallest key wins: (still being read, policy order, LRU stamp).
   uint32_t best = kNone;
   std::tuple<bool, int64_t, uint64_t> best_key{};
   for (uint32_t s = 0; s < slots(); ++s) {
     if (requested[s]) continue;
     const bool in_flight = last_use_[s] > completed;
-    const int64_t order =
-        policy_ == EvictionPolicy::PoolDistance ? -int64_t(next_use_distance(slot_key_[s].pool, layer)) : 0;
+    const int64_t order = pool_order[slot_key_[s].pool];
     const std::tuple<bool, int64_t, uint64_t> key{in_flight, order, last_touch_[s]};
     if (best == kNone || key < best_key) {
       best = s;

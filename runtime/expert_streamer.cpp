@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
 #include "loader/error.h"
 #include "runtime/activations.h"
 #include "runtime/context.h"
-#include "runtime/device_model.h"
 
 namespace megrez {
 

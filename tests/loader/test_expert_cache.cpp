@@ -195,6 +195,31 @@ TEST_CASE("expert cache: pool distance still prefers completed slots, and evicts
   }
 }
 
+TEST_CASE("expert cache: free slots keep each pool's experts in few store parts") {
+  // 3 parts of 4 slots; pools 0 and 1 of 8 experts. Hand-worked: pool 0 starts in part 0 (all
+  // empty: lowest), pool 1 in the emptiest part (1), and each pool fills its own part first;
+  // when a pool's part is full it spills into the emptiest remaining part.
+  ExpertCache cache(12, {8, 8}, {-1, 0, 0, 0, 1, 1, 1}, EvictionPolicy::Lru, 4);
+  auto slot_of = [](const ExpertPlacement& plan, size_t i) { return plan.entries[i].slot; };
+  const ExpertPlacement a = cache.place(0, Experts{0, 1, 2}, 1, 1, 0);
+  CHECK(slot_of(a, 0) == 0);
+  CHECK(slot_of(a, 1) == 1);
+  CHECK(slot_of(a, 2) == 2);
+  const ExpertPlacement b = cache.place(1, Experts{0, 1}, 4, 2, 0);
+  CHECK(slot_of(b, 0) == 4);
+  CHECK(slot_of(b, 1) == 5);
+  const ExpertPlacement c = cache.place(0, Experts{3, 4}, 2, 3, 0);
+  CHECK(slot_of(c, 0) == 3);  // the last free slot of pool 0's part
+  CHECK(slot_of(c, 1) == 8);  // part 0 is full: the emptiest part (2), not pool 1's part
+  const ExpertPlacement d = cache.place(1, Experts{2, 3}, 5, 4, 0);
+  CHECK(slot_of(d, 0) == 6);
+  CHECK(slot_of(d, 1) == 7);
+  // Without parts (the default: one part) free slots are simply taken in order.
+  ExpertCache flat(12, {8, 8}, {-1, 0, 0, 0, 1, 1, 1}, EvictionPolicy::Lru);
+  flat.place(0, Experts{0, 1, 2}, 1, 1, 0);
+  CHECK(slot_of(flat.place(1, Experts{0}, 4, 2, 0), 0) == 3);
+}
+
 TEST_CASE("expert cache: clear() empties every slot") {
   ExpertCache cache(2, {4, 4}, {0, 1}, EvictionPolicy::PoolDistance);
   Experts two = {2, 3};
