@@ -15,6 +15,7 @@
 #ifdef REDUCE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "common/subgroup_count.glsl"
 #endif
 
 layout(set = 0, binding = 0) readonly buffer Logits { float logits[]; };
@@ -40,7 +41,7 @@ void reduce_best(inout float v, inout uint i) {
     best_values[gl_SubgroupID] = m;
     best_indices[gl_SubgroupID] = mi;
   }
-  n = gl_NumSubgroups;
+  n = subgroup_count();
 #else
   best_values[tid] = v;
   best_indices[tid] = i;

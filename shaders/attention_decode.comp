@@ -25,6 +25,7 @@
 #ifdef REDUCE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "common/subgroup_count.glsl"
 #endif
 
 layout(constant_id = 4) const uint HEAD_DIM = 128;
@@ -103,7 +104,7 @@ void main() {
     barrier();
     for (uint j = 0; j < HEAD_BLOCK; ++j) {
       float m = NO_SCORE;
-      for (uint s = 0; s < gl_NumSubgroups; ++s) m = max(m, tile_values[j * TILE + s]);
+      for (uint s = 0; s < subgroup_count(); ++s) m = max(m, tile_values[j * TILE + s]);
       tile_max[j] = m;
     }
 #else

@@ -21,6 +21,7 @@
 #ifdef REDUCE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "common/subgroup_count.glsl"
 #endif
 
 layout(set = 0, binding = 0) readonly buffer Weights { uint w[]; };
@@ -33,7 +34,7 @@ layout(constant_id = 4) const uint ROWS_PER_GROUP = 2;
 #include "common/weights.glsl"
 
 // One slot per (row, invocation): the most the shared-memory tree needs; the subgroup
-// flavour uses the first ROWS_PER_GROUP * gl_NumSubgroups slots.
+// flavour uses the first ROWS_PER_GROUP * subgroup_count() slots.
 shared float row_partials[ROWS_PER_GROUP * gl_WorkGroupSize.x];
 
 vec4 load_x4(uint i) { return vec4(x[i], x[i + 1u], x[i + 2u], x[i + 3u]); }
@@ -44,12 +45,12 @@ float reduce_rows(float acc[ROWS_PER_GROUP]) {
 #ifdef REDUCE_SUBGROUP
   for (uint r = 0u; r < ROWS_PER_GROUP; ++r) {
     float s = subgroupAdd(acc[r]);
-    if (subgroupElect()) row_partials[r * gl_NumSubgroups + gl_SubgroupID] = s;
+    if (subgroupElect()) row_partials[r * subgroup_count() + gl_SubgroupID] = s;
   }
   barrier();
   float total = 0.0;
   if (tid < ROWS_PER_GROUP) {
-    for (uint i = 0u; i < gl_NumSubgroups; ++i) total += row_partials[tid * gl_NumSubgroups + i];
+    for (uint i = 0u; i < subgroup_count(); ++i) total += row_partials[tid * subgroup_count() + i];
   }
   return total;
 #else

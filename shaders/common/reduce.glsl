@@ -17,6 +17,7 @@
 #ifdef REDUCE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "common/subgroup_count.glsl"
 #endif
 
 // One slot per invocation is the most either flavour needs (subgroups can be 1 wide).
@@ -45,7 +46,7 @@ float megrez_add(float a, float b) { return a + b; }
   v = SUBGROUP_OP(v);                                        \
   if (subgroupElect()) reduce_scratch[gl_SubgroupID] = v;    \
   barrier();                                                 \
-  uint n = gl_NumSubgroups;                                  \
+  uint n = subgroup_count();                                 \
   MEGREZ_REDUCE_TREE(OP)                                     \
   float result = reduce_scratch[0];                          \
   barrier();                                                 \

@@ -19,6 +19,7 @@
 #ifdef REDUCE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#include "common/subgroup_count.glsl"
 #endif
 
 shared float rows_scratch[REDUCE_ROWS * gl_WorkGroupSize.x];
@@ -27,7 +28,7 @@ shared float row_totals[REDUCE_ROWS];
 void reduce_rows(float values[REDUCE_ROWS]) {
   const uint tid = gl_LocalInvocationIndex;
 #ifdef REDUCE_SUBGROUP
-  const uint groups = gl_NumSubgroups;
+  const uint groups = subgroup_count();
   for (uint r = 0u; r < REDUCE_ROWS; ++r) {
     float s = subgroupAdd(values[r]);
     if (subgroupElect()) rows_scratch[r * groups + gl_SubgroupID] = s;

@@ -53,7 +53,8 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention decode: odd workgroups, many or one 
   const AttentionShape shape{16, 2, 64};  // groups of 8 query heads
   for (Reduction reduction : reductions(ctx)) {
     CAPTURE(reduction == Reduction::Shmem ? "shmem" : "subgroup");
-    for (uint32_t workgroup : {40u, 96u, 128u}) {  // 32 output pairs: 1, 3 and 4 key groups
+    // 32 output pairs: 1, 3 and 4 key groups; 33 and 40 end in a partial subgroup.
+    for (uint32_t workgroup : {33u, 40u, 96u, 128u}) {
       for (uint32_t head_block : {8u, 3u, 1u}) {
         CAPTURE(workgroup);
         CAPTURE(head_block);

@@ -13,10 +13,10 @@
 
 using namespace megrez;
 
-TEST_CASE("matvec, rmsnorm, embed, add and argmax spill past 3 groups per dimension") {
-  auto owned = test::context_with_profile(R"({"name": "few-groups", "max_workgroup_count": [3, 65535, 65535]})");
-  Context& ctx = *owned;
-  REQUIRE(ctx.caps().max_workgroup_count[0] == 3);
+namespace {
+
+// matvec, rmsnorm, embed, add and argmax through their launchers on `ctx`, against the CPU.
+void check_dense_kernels(Context& ctx) {
   Arena arena(ctx, "limits-test", MemoryUse::Device, 1 << 20);
   const uint32_t rows = 33, cols = 64;
   const test::EncodedMatrix m = test::random_matrix(DType::Q4_0, rows, cols, 1);
@@ -59,6 +59,22 @@ TEST_CASE("matvec, rmsnorm, embed, add and argmax spill past 3 groups per dimens
   CHECK(test::download_vector<float>(ctx, sum) == doubled);
   CHECK(test::download_vector<uint32_t>(ctx, result)[0] == 4321);
   test::check_no_validation_messages(ctx, 0);
+}
+
+}  // namespace
+
+TEST_CASE("matvec, rmsnorm, embed, add and argmax spill past 3 groups per dimension") {
+  auto owned = test::context_with_profile(R"({"name": "few-groups", "max_workgroup_count": [3, 65535, 65535]})");
+  REQUIRE(owned->caps().max_workgroup_count[0] == 3);
+  check_dense_kernels(*owned);
+}
+
+// 13 invocations are not a whole number of subgroups at any subgroup size, so every
+// workgroup ends in a partial subgroup (lavapipe 22.3 miscounts those in gl_NumSubgroups).
+TEST_CASE("matvec, rmsnorm, embed, add and argmax with workgroups that end in a partial subgroup") {
+  auto owned = test::context_with_profile(R"({"name": "odd-workgroups", "max_workgroup_invocations": 13})");
+  REQUIRE(owned->caps().max_workgroup_invocations == 13);
+  check_dense_kernels(*owned);
 }
 
 TEST_CASE("matvec and embed over tensors split by a 4 KiB maxStorageBufferRange") {
