@@ -7,8 +7,8 @@
 // Prints a markdown table (or JSON with --json) of prompt processing (ppN) and text generation
 // (tgN) speed, mean +- sample standard deviation over the repetitions, the time to first
 // token, load time and device memory; --stages adds the GPU time of each forward-pass stage
-// per token and the rate at which it reads its weights. Methods: runtime/bench_run.h and
-// runtime/perplexity.h; synthetic shapes: runtime/bench_synthetic.h.
+// per token and the rate at which it reads its weights. Methods: apps/tools/bench_run.h and
+// apps/tools/perplexity.h; synthetic shapes: apps/tools/bench_synthetic.h.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,15 +24,15 @@
 #include <nlohmann/json.hpp>
 
 #include "loader/error.h"
-#include "loader/gguf_export.h"
-#include "loader/model.h"
-#include "loader/weight_layout.h"
-#include "runtime/bench_run.h"
-#include "runtime/bench_synthetic.h"
-#include "runtime/engine.h"
-#include "runtime/engine_flags.h"
-#include "runtime/perplexity.h"
-#include "runtime/vk_check.h"
+#include "loader/formats/gguf_export.h"
+#include "loader/formats/model.h"
+#include "loader/formats/weight_layout.h"
+#include "apps/tools/bench_run.h"
+#include "apps/tools/bench_synthetic.h"
+#include "runtime/engine/engine.h"
+#include "apps/tools/engine_flags.h"
+#include "apps/tools/perplexity.h"
+#include "runtime/vk/vk_check.h"
 
 namespace {
 

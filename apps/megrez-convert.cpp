@@ -11,8 +11,8 @@
 #include <string>
 
 #include "loader/error.h"
-#include "loader/gguf_export.h"
-#include "loader/model.h"
+#include "loader/formats/gguf_export.h"
+#include "loader/formats/model.h"
 
 namespace {
 

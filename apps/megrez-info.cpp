@@ -5,9 +5,9 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/bandwidth.h"
-#include "runtime/context.h"
-#include "runtime/self_test.h"
+#include "apps/tools/bandwidth.h"
+#include "runtime/vk/context.h"
+#include "apps/tools/self_test.h"
 
 namespace {
 

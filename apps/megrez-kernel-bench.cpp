@@ -17,13 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "loader/quant.h"
-#include "runtime/attention_ops.h"
-#include "runtime/context.h"
-#include "runtime/dispatch.h"
-#include "runtime/linear_ops.h"
-#include "runtime/profiler.h"
-#include "runtime/transfer.h"
+#include "loader/quant/quant.h"
+#include "runtime/ops/attention.h"
+#include "runtime/vk/context.h"
+#include "runtime/vk/dispatch.h"
+#include "runtime/ops/linear.h"
+#include "runtime/vk/profiler.h"
+#include "runtime/vk/transfer.h"
 #include "shaders/abi/copy.h"
 
 namespace {

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "runtime/context.h"
-#include "runtime/engine.h"
-#include "runtime/engine_flags.h"
-#include "runtime/generate.h"
-#include "runtime/text_stream.h"
+#include "runtime/vk/context.h"
+#include "runtime/engine/engine.h"
+#include "apps/tools/engine_flags.h"
+#include "runtime/engine/generate.h"
+#include "runtime/engine/text_stream.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 //                -> row statistics (invocation r < ROWS walks its row: max, exp2, sum; no
 //                reduction across invocations, hence one variant per cache type)
 //                -> load V tile into the K tile's slot -> acc = acc * alpha + P V.
-// Tile sizes come from DeviceCaps::max_shared_memory (runtime/attention_ops.cpp).
+// Tile sizes come from DeviceCaps::max_shared_memory (runtime/ops/attention.cpp).
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/attention_prefill.h"

@@ -3,7 +3,7 @@
 // The table may be split by rows into several bindings (it is over 128 MiB at 8 bits for a
 // 128880 x 2048 vocabulary): the bound part holds ids [row_offset, row_offset + row_count)
 // and tokens outside it are skipped, so the engine dispatches once per part.
-// Decoding is exact: the output equals loader/quant.h's dequantize_row bit for bit.
+// Decoding is exact: the output equals loader/quant/quant.h's dequantize_row bit for bit.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/embed.h"

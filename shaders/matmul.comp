@@ -7,7 +7,7 @@
 // memory (so each weight is decoded once per TILE_TOKENS tokens, not once per token), the X
 // tile is staged beside it, and every invocation accumulates a THREAD_ROWS x THREAD_TOKENS
 // register tile. Tile sizes are specialization constants the host picks from the device's
-// shared memory and invocation limits (runtime/linear_ops.cpp). No reduction across
+// shared memory and invocation limits (runtime/ops/linear.cpp). No reduction across
 // invocations, hence no subgroup variant.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"

@@ -5,7 +5,7 @@
 //   weights = s[ids] (UNBIASED), renormalised when norm_topk_prob, times the scaling factor.
 // Selection is a strict total order (larger first, lower id on ties, for groups and for
 // experts), computed by ranking rather than by a data-dependent sort, so it is deterministic
-// and equals loader/reference_router.cpp exactly on the same scores.
+// and equals loader/reference/reference_router.cpp exactly on the same scores.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/router.h"

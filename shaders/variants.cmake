@@ -49,9 +49,9 @@ megrez_variant(NAME add_rmsnorm_shmem SOURCE rmsnorm.comp BINDINGS 4 PUSH Rmsnor
 megrez_variant(NAME add               SOURCE add.comp     BINDINGS 2 PUSH AddPush)
 megrez_variant(NAME argmax            SOURCE argmax.comp  BINDINGS 3 PUSH ArgmaxPush DEFINES REDUCE_SUBGROUP)
 megrez_variant(NAME argmax_shmem      SOURCE argmax.comp  BINDINGS 3 PUSH ArgmaxPush DEFINES REDUCE_SHMEM)
-megrez_self_test(linear)   # runtime/linear_self_test.cpp: q4_0 matvec, argmax, rmsnorm vs the CPU
+megrez_self_test(linear)   # apps/tools/linear_self_test.cpp: q4_0 matvec, argmax, rmsnorm vs the CPU
 
-# Attention (helper "attention"; runtime/attention_ops.h records them). RoPE and the KV store
+# Attention (helper "attention"; runtime/ops/attention.h records them). RoPE and the KV store
 # reduce nothing; decode's per-tile max is its only reduction (both flavours); the combine
 # pass and prefill reduce within one invocation only, so one variant each.
 megrez_variant(NAME rope                        SOURCE rope.comp              BINDINGS 2 PUSH RopePush)

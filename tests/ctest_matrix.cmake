@@ -70,3 +70,8 @@ if(TARGET test-engine)
   set_tests_properties(engine-minimum PROPERTIES ENVIRONMENT "${MEGREZ_GPU_TEST_ENV};MEGREZ_PROFILE=minimum"
                        LABELS "gpu;minimum")
 endif()
+
+# The loader stays Vulkan-free (also checked at configure time; this keeps it visible).
+add_test(NAME loader-no-vulkan
+         COMMAND ${CMAKE_COMMAND} -DLOADER_DIR=${PROJECT_SOURCE_DIR}/loader
+                 -P ${PROJECT_SOURCE_DIR}/loader/check_no_vulkan.cmake)

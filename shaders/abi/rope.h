@@ -2,7 +2,7 @@
 #define MEGREZ_ABI_ROPE_H
 // Push constants of shaders/rope.comp: NeoX (rotate_half) rotary embedding applied in place.
 // Bindings: 0 x (float, read-write), 1 frequency table (uvec2 per frequency, see
-// runtime/attention_ops.h rope_frequency_table). Head h of token t starts at element
+// runtime/ops/attention.h rope_frequency_table). Head h of token t starts at element
 // offset + t * row_stride + h * head_dim and sits at position pos0 + t.
 #include "prelude.h"
 

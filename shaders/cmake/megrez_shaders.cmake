@@ -9,7 +9,7 @@
 #
 #   megrez_self_test(<name>)
 #     megrez-info runs `megrez::self_tests::<name>(Context&)` (defined by the kernel's own
-#     runtime/*.cpp) after the copy check; see runtime/self_test.h.
+#     runtime/*.cpp) after the copy check; see apps/tools/self_test.h.
 #
 # Rows are collected in global properties; shaders/CMakeLists.txt turns them into build rules.
 

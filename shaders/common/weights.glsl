@@ -44,7 +44,7 @@
 //
 // Requirements on the bound range: its size must be a multiple of 4 bytes (pad the last
 // row), since the last block's bytes are read through whole words. Decoding is exact: the
-// values equal loader/quant.h's dequantize_row bit for bit (f16 -> f32 is exact, the q scale
+// values equal loader/quant/quant.h's dequantize_row bit for bit (f16 -> f32 is exact, the q scale
 // multiplies an exactly representable small integer).
 
 #if !defined(WEIGHT_F32) && !defined(WEIGHT_F16) && !defined(WEIGHT_BF16) && !defined(WEIGHT_Q8_0) && \

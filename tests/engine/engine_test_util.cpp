@@ -5,7 +5,7 @@
 #include <random>
 
 #include "common/gpu_fixture.h"
-#include "runtime/sampler.h"
+#include "runtime/engine/sampler.h"
 
 namespace megrez::test {
 

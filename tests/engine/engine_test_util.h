@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/model.h"
-#include "runtime/engine.h"
+#include "loader/formats/model.h"
+#include "runtime/engine/engine.h"
 
 namespace megrez::test {
 

@@ -10,14 +10,14 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/model.h"
-#include "loader/quant.h"
-#include "loader/reference_forward.h"
-#include "loader/weight_layout.h"
-#include "runtime/bench_run.h"
-#include "runtime/bench_synthetic.h"
-#include "runtime/expert_streamer.h"
-#include "runtime/perplexity.h"
+#include "loader/formats/model.h"
+#include "loader/quant/quant.h"
+#include "loader/reference/reference_forward.h"
+#include "loader/formats/weight_layout.h"
+#include "apps/tools/bench_run.h"
+#include "apps/tools/bench_synthetic.h"
+#include "runtime/stream/expert_streamer.h"
+#include "apps/tools/perplexity.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -35,7 +35,7 @@ std::vector<int32_t> heldout_tokens(const Engine& engine, size_t n) {
   return ids;
 }
 
-// -log p(target) from one row of logits, written independently of runtime/perplexity.cpp:
+// -log p(target) from one row of logits, written independently of apps/tools/perplexity.cpp:
 // float log-sum-exp over the row sorted ascending (small terms first), in long double.
 long double nll_independent(std::span<const float> row, int32_t target) {
   std::vector<float> sorted(row.begin(), row.end());

@@ -2,7 +2,7 @@
 // row per evaluated position in the documented order, sampling with a seed is reproducible,
 // --stats / --stream-sweep report expert streaming that adds up, and user errors print one
 // line and exit 2 (bad arguments) or 1 (what the engine refuses). Also the shared engine
-// flags (runtime/engine_flags.h) parsed directly.
+// flags (apps/tools/engine_flags.h) parsed directly.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -16,10 +16,10 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine_test_util.h"
-#include "loader/reference_forward.h"
-#include "runtime/engine_flags.h"
-#include "runtime/expert_streamer.h"
-#include "runtime/sampler.h"
+#include "loader/reference/reference_forward.h"
+#include "apps/tools/engine_flags.h"
+#include "runtime/stream/expert_streamer.h"
+#include "runtime/engine/sampler.h"
 
 using namespace megrez;
 using namespace megrez::test;

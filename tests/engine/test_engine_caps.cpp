@@ -9,8 +9,8 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/reference_forward.h"
-#include "runtime/device_model.h"
+#include "loader/reference/reference_forward.h"
+#include "runtime/engine/device_model.h"
 
 using namespace megrez;
 using namespace megrez::test;

@@ -10,7 +10,7 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/reference_forward.h"
+#include "loader/reference/reference_forward.h"
 #include "tests/loader/test_reference_fixture.h"
 
 using namespace megrez;

@@ -1,5 +1,5 @@
 // The tiny model in every weight format the engine runs (the bf16 HF directory as shipped,
-// and GGUF files written by loader/gguf_export.h as f32, f16, bf16, q8_0 and q4_0): logits
+// and GGUF files written by loader/formats/gguf_export.h as f32, f16, bf16, q8_0 and q4_0): logits
 // against the CPU reference on the very same file, and the greedy continuation of a fixed
 // prompt. The GPU decodes quantized blocks to exactly the values the reference decodes, so
 // the 1e-3 tolerance of the f32 tests holds for every format and the greedy tokens must be
@@ -11,9 +11,9 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/gguf_export.h"
-#include "loader/reference_forward.h"
-#include "runtime/sampler.h"
+#include "loader/formats/gguf_export.h"
+#include "loader/reference/reference_forward.h"
+#include "runtime/engine/sampler.h"
 #include "tests/loader/test_reference_fixture.h"
 
 using namespace megrez;

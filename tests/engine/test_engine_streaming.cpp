@@ -13,7 +13,7 @@
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/error.h"
-#include "loader/synthetic.h"
+#include "loader/synthetic/synthetic.h"
 
 using namespace megrez;
 using namespace megrez::test;

@@ -1,4 +1,4 @@
-// The engine on random-weight models written by loader/synthetic.h, one per structural
+// The engine on random-weight models written by loader/synthetic/synthetic.h, one per structural
 // variation the runtime must get right (GQA 1/2/4 kv heads, group-limited routing, no
 // renormalisation with a routed scale != 1, pools of 1/2/3 layers, 1 or 2 dense layers, tied
 // embeddings, a hidden size that is not a multiple of 32, bf16/f16 storage, sharded files),
@@ -13,8 +13,8 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/reference_forward.h"
-#include "loader/synthetic.h"
+#include "loader/reference/reference_forward.h"
+#include "loader/synthetic/synthetic.h"
 
 using namespace megrez;
 using namespace megrez::test;

@@ -1,5 +1,5 @@
 // The Vulkan engine on the bundled tiny model (models/megrez2-tiny, bf16 weights) against the
-// CPU reference forward (loader/reference_forward.h), which decodes the same bf16 bytes
+// CPU reference forward (loader/reference/reference_forward.h), which decodes the same bf16 bytes
 // exactly and accumulates in fp64. The engine keeps activations and sums in fp32, so the
 // logits agree to ~1e-5 of the largest logit; the suite allows 1e-3 and requires the same
 // argmax at every position.
@@ -7,7 +7,7 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "loader/reference_forward.h"
+#include "loader/reference/reference_forward.h"
 
 using namespace megrez;
 using namespace megrez::test;

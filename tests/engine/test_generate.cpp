@@ -4,7 +4,7 @@
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
-#include "runtime/generate.h"
+#include "runtime/engine/generate.h"
 
 using namespace megrez;
 using namespace megrez::test;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "runtime/sampler.h"
+#include "runtime/engine/sampler.h"
 
 using namespace megrez;
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/text_stream.h"
+#include "runtime/engine/text_stream.h"
 
 using megrez::Utf8Stream;
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 #include "loader/tensor.h"
 
 namespace fuzz {

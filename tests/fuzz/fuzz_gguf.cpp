@@ -6,8 +6,8 @@
 
 #include "fuzz_common.h"
 #include "loader/error.h"
-#include "loader/gguf.h"
-#include "loader/model_impl.h"
+#include "loader/formats/gguf.h"
+#include "loader/formats/model_impl.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const uint8_t> bytes(data, size);

@@ -6,7 +6,7 @@
 
 #include "fuzz_common.h"
 #include "loader/error.h"
-#include "loader/safetensors.h"
+#include "loader/formats/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "loader/byte_level.h"
-#include "loader/chat_template.h"
+#include "loader/tokenizer/byte_level.h"
+#include "loader/chat/chat_template.h"
 #include "loader/error.h"
-#include "loader/spm_proto.h"
-#include "loader/tokenizer.h"
+#include "loader/tokenizer/spm_proto.h"
+#include "loader/tokenizer/tokenizer.h"
 
 namespace {
 

@@ -6,11 +6,11 @@
 #include <string>
 
 #include "loader/error.h"
-#include "loader/gguf.h"
-#include "loader/mapped_file.h"
-#include "loader/quant.h"
-#include "loader/safetensors.h"
-#include "loader/synthetic.h"
+#include "loader/formats/gguf.h"
+#include "loader/formats/mapped_file.h"
+#include "loader/quant/quant.h"
+#include "loader/formats/safetensors.h"
+#include "loader/synthetic/synthetic.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "loader/quant.h"
-#include "runtime/attention_ops.h"
+#include "loader/quant/quant.h"
+#include "runtime/ops/attention.h"
 
 namespace megrez::test {
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "kernels/reference_ops.h"
-#include "runtime/context.h"
-#include "runtime/linear_ops.h"
+#include "runtime/vk/context.h"
+#include "runtime/ops/linear.h"
 
 namespace megrez::test {
 

@@ -1,6 +1,6 @@
 #pragma once
 // A routed-MoE problem (experts, routing, activations) and its GPU run through
-// runtime/moe_ops.h, shared by the MoE kernel tests.
+// runtime/ops/moe.h, shared by the MoE kernel tests.
 #include <algorithm>
 #include <numeric>
 #include <random>
@@ -8,7 +8,7 @@
 
 #include "common/gpu_fixture.h"
 #include "reference_moe.h"
-#include "runtime/moe_ops.h"
+#include "runtime/ops/moe.h"
 
 namespace megrez::test {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 
 namespace megrez::test {
 

@@ -1,6 +1,6 @@
 #pragma once
 // Plain C++ references and host-side helpers for the router / SwiGLU / MoE kernel tests.
-// Weights are encoded with loader/quant.h and decoded back with dequantize_row, so the GPU
+// Weights are encoded with loader/quant/quant.h and decoded back with dequantize_row, so the GPU
 // kernels are checked against an independent decoding of the very same bytes.
 #include <cstdint>
 #include <random>
@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "loader/tensor.h"
-#include "runtime/moe_ops.h"
+#include "runtime/ops/moe.h"
 
 namespace megrez::test {
 
 // A [rows, cols] weight matrix: its bytes as the GPU reads them and the values those bytes
-// decode to on the CPU (loader/quant.h dequantize_row).
+// decode to on the CPU (loader/quant/quant.h dequantize_row).
 struct HostMatrix {
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
@@ -55,7 +55,7 @@ struct HostExpert {
 };
 HostExpert random_expert(DType gate_up, DType down, int64_t dim, int64_t inter, std::mt19937& rng);
 
-// Bytes of `n_slots` slots (runtime/moe_ops.h layout) with expert e in slot slot_of[e]
+// Bytes of `n_slots` slots (runtime/ops/moe.h layout) with expert e in slot slot_of[e]
 // (other slots zero).
 std::vector<uint8_t> pack_slots(const std::vector<HostExpert>& experts, const std::vector<uint32_t>& slot_of,
                                 uint32_t n_slots, const ExpertSlotLayout& layout);

@@ -5,7 +5,7 @@
 #include <limits>
 #include <random>
 
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 
 namespace megrez::test {
 

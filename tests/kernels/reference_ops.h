@@ -1,6 +1,6 @@
 #pragma once
 // Plain C++ references for the dense kernels (matvec, matmul, rmsnorm, add, embed, argmax)
-// and the random inputs the kernel tests feed them. Weights are decoded with loader/quant.h's
+// and the random inputs the kernel tests feed them. Weights are decoded with loader/quant/quant.h's
 // dequantize_row: the same bytes the GPU reads, decoded by independent code. Sums are
 // taken in double so the reference is far more accurate than the fp32 kernels under test.
 #include <cstdint>

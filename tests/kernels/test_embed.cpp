@@ -6,7 +6,7 @@
 
 #include "common/gpu_fixture.h"
 #include "kernels/linear_test_util.h"
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 
 using namespace megrez;
 

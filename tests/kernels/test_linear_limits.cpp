@@ -8,7 +8,7 @@
 
 #include "common/gpu_fixture.h"
 #include "kernels/linear_test_util.h"
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 #include "runtime/runtime_test_util.h"
 
 using namespace megrez;

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "loader/config.h"
-#include "loader/reference_router.h"
+#include "loader/formats/config.h"
+#include "loader/reference/reference_router.h"
 #include "moe_test_util.h"
 
 using namespace megrez;

@@ -10,7 +10,7 @@
 #include <cstdlib>
 
 #include "moe_test_util.h"
-#include "runtime/profiler.h"
+#include "runtime/vk/profiler.h"
 
 using namespace megrez;
 

@@ -1,4 +1,4 @@
-// The GPU router (shaders/router.comp) against the CPU oracle loader/reference_router.h.
+// The GPU router (shaders/router.comp) against the CPU oracle loader/reference/reference_router.h.
 // Two independent checks per token:
 //  - end to end: route() on the same inputs must give the same expert ids exactly and
 //    weights within 1e-6 relative. Inputs lie on a grid where every dot product is exact in
@@ -13,9 +13,9 @@
 #include <numeric>
 
 #include "common/gpu_fixture.h"
-#include "loader/config.h"
-#include "loader/quant.h"
-#include "loader/reference_router.h"
+#include "loader/formats/config.h"
+#include "loader/quant/quant.h"
+#include "loader/reference/reference_router.h"
 #include "reference_moe.h"
 #include "shaders/abi/router.h"
 

@@ -2,7 +2,7 @@
 // incremental rendering a multi-turn chat uses to keep its KV cache.
 #include <doctest/doctest.h>
 
-#include "loader/chat.h"
+#include "loader/chat/chat.h"
 #include "loader/error.h"
 #include "tokenizer_fixtures.h"
 

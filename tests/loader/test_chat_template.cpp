@@ -2,7 +2,7 @@
 // Jinja2 configured as Hugging Face configures it (make_chat_expected.py).
 #include <doctest/doctest.h>
 
-#include "loader/chat_template.h"
+#include "loader/chat/chat_template.h"
 #include "loader/error.h"
 #include "tokenizer_fixtures.h"
 

@@ -1,12 +1,12 @@
-// config.json parsing (loader/config.cpp): every key, documented defaults with their log
+// config.json parsing (loader/formats/config.cpp): every key, documented defaults with their log
 // lines, wrong JSON types and absurd or unsupported values.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "loader/hf_config.h"
-#include "loader/synthetic.h"
+#include "loader/formats/hf_config.h"
+#include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

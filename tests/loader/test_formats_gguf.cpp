@@ -5,10 +5,10 @@
 #include <cmath>
 #include <functional>
 
-#include "loader/gguf.h"
-#include "loader/gguf_metadata.h"
-#include "loader/quant.h"
-#include "loader/synthetic.h"
+#include "loader/formats/gguf.h"
+#include "loader/formats/gguf_metadata.h"
+#include "loader/quant/quant.h"
+#include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

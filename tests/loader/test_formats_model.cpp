@@ -1,4 +1,4 @@
-// Model::open on Hugging Face directories and GGUF files (loader/hf_model.cpp,
+// Model::open on Hugging Face directories and GGUF files (loader/formats/hf_model.cpp,
 // gguf_model.cpp), the GGUF export behind megrez-convert, and the synthetic writers.
 #include <doctest/doctest.h>
 
@@ -6,14 +6,14 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "loader/gguf.h"
-#include "loader/gguf_export.h"
-#include "loader/gguf_metadata.h"
-#include "loader/model.h"
-#include "loader/quant.h"
-#include "loader/safetensors.h"
-#include "loader/synthetic.h"
-#include "loader/weight_layout.h"
+#include "loader/formats/gguf.h"
+#include "loader/formats/gguf_export.h"
+#include "loader/formats/gguf_metadata.h"
+#include "loader/formats/model.h"
+#include "loader/quant/quant.h"
+#include "loader/formats/safetensors.h"
+#include "loader/synthetic/synthetic.h"
+#include "loader/formats/weight_layout.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

@@ -1,4 +1,4 @@
-// Safetensors parsing (loader/safetensors.cpp) and the mapped-file wrapper: round trips,
+// Safetensors parsing (loader/formats/safetensors.cpp) and the mapped-file wrapper: round trips,
 // sharded checkpoints, and hostile headers that must fail with the file named.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -6,10 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "loader/mapped_file.h"
-#include "loader/quant.h"
-#include "loader/safetensors.h"
-#include "loader/synthetic.h"
+#include "loader/formats/mapped_file.h"
+#include "loader/quant/quant.h"
+#include "loader/formats/safetensors.h"
+#include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "loader/gguf_export.h"
-#include "loader/model.h"
-#include "loader/synthetic.h"
+#include "loader/formats/gguf_export.h"
+#include "loader/formats/model.h"
+#include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

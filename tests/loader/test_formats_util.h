@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "loader/config.h"
+#include "loader/formats/config.h"
 #include "loader/error.h"
-#include "loader/mapped_file.h"
+#include "loader/formats/mapped_file.h"
 #include "loader/tensor.h"
 
 namespace formats_test {

@@ -1,4 +1,4 @@
-// ggml-compatible scalar conversions and block quantizers (loader/quant.cpp) against exact
+// ggml-compatible scalar conversions and block quantizers (loader/quant/quant.cpp) against exact
 // bit patterns and hand-computed blocks.
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "loader/quant.h"
+#include "loader/quant/quant.h"
 
 using namespace megrez;
 

@@ -7,7 +7,7 @@
 // headroom while a real mistake (a wrong pool, bias, scale, RoPE pairing, GQA mapping or one
 // flipped expert) moves logits by 1e-2 .. 10. Expert ids and argmax must match exactly: the
 // generator only keeps seeds whose every decision wins by >= 1e-4 (routing) / 1e-3 (argmax).
-#include "loader/reference_forward.h"
+#include "loader/reference/reference_forward.h"
 
 #include "tests/loader/test_reference_fixture.h"
 

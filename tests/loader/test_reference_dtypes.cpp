@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/quant.h"
-#include "loader/reference_forward.h"
+#include "loader/quant/quant.h"
+#include "loader/reference/reference_forward.h"
 
 using namespace megrez;
 

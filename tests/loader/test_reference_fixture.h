@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "loader/model.h"
+#include "loader/formats/model.h"
 #include "loader/weights.h"
 
 namespace reference_test {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "loader/error.h"
-#include "loader/reference_router.h"
+#include "loader/reference/reference_router.h"
 
 using namespace megrez;
 

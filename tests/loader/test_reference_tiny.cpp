@@ -2,7 +2,7 @@
 // against the golden data its trainer computed with the PyTorch module from the same file:
 // logits of every prompt position, routing of prompt 0, greedy continuations. Same
 // tolerance and argument as test_reference.cpp: 2e-5 relative to the largest |logit|.
-#include "loader/reference_forward.h"
+#include "loader/reference/reference_forward.h"
 
 #include "tests/loader/test_reference_fixture.h"
 

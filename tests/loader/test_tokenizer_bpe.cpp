@@ -3,9 +3,9 @@
 // are written out by hand from the Qwen2 / GPT-2 regexes.
 #include <doctest/doctest.h>
 
-#include "loader/byte_level.h"
+#include "loader/tokenizer/byte_level.h"
 #include "loader/error.h"
-#include "loader/pretokenizer.h"
+#include "loader/tokenizer/pretokenizer.h"
 #include "tokenizer_fixtures.h"
 
 using megrez::Error;

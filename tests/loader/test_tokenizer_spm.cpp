@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "loader/error.h"
-#include "loader/spm_proto.h"
+#include "loader/tokenizer/spm_proto.h"
 #include "tokenizer_fixtures.h"
 
 using megrez::Error;

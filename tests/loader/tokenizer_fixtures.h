@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "loader/tokenizer.h"
+#include "loader/tokenizer/tokenizer.h"
 
 namespace tokenizer_test {
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "runtime/device_caps.h"
+#include "runtime/vk/device_caps.h"
 #include "runtime_test_util.h"
 #include "shaders/abi/copy.h"
 

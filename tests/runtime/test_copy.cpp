@@ -3,7 +3,7 @@
 #include <random>
 
 #include "common/gpu_fixture.h"
-#include "runtime/self_test.h"
+#include "apps/tools/self_test.h"
 #include "shaders/abi/copy.h"
 
 using namespace megrez;

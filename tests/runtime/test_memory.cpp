@@ -3,7 +3,7 @@
 #include <numeric>
 #include <random>
 
-#include "runtime/self_test.h"
+#include "apps/tools/self_test.h"
 #include "runtime_test_util.h"
 #include "shaders/abi/copy.h"
 

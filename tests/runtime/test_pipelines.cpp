@@ -3,9 +3,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "runtime/embedded_shaders.h"
-#include "runtime/pipelines.h"
-#include "runtime/spirv_reflect.h"
+#include "runtime/vk/embedded_shaders.h"
+#include "runtime/vk/pipelines.h"
+#include "runtime/vk/spirv_reflect.h"
 #include "runtime_test_util.h"
 
 using namespace megrez;

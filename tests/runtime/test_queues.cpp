@@ -1,8 +1,8 @@
 // Queues, timeline semaphores between the compute and transfer queues, GPU timestamps.
 #include <numeric>
 
-#include "runtime/bandwidth.h"
-#include "runtime/profiler.h"
+#include "apps/tools/bandwidth.h"
+#include "runtime/vk/profiler.h"
 #include "runtime_test_util.h"
 #include "shaders/abi/copy.h"
 

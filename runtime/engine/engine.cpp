@@ -1,0 +1,425 @@
+// The engine: a Model opened from disk, its weights in device memory, the KV cache, the
+// working buffers and the recorded forward pass, behind the small API of engine.h.
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "loader/error.h"
+#include "loader/formats/model.h"
+#include "runtime/engine/activations.h"
+#include "runtime/vk/commands.h"
+#include "runtime/vk/context.h"
+#include "runtime/engine/device_model.h"
+#include "runtime/stream/expert_streamer.h"
+#include "runtime/engine/forward.h"
+#include "runtime/engine/kv_cache.h"
+#include "runtime/ops/linear.h"
+#include "runtime/engine/stage_profiler.h"
+#include "shaders/abi/moe_sort.h"
+#include "shaders/abi/router.h"
+
+namespace megrez {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Context used when the caller has none: 4096 tokens or the model's limit if smaller.
+constexpr uint32_t kDefaultContext = 4096;
+constexpr uint32_t kMaxChunk = 256;
+
+KvType to_kv_type(KvCacheType t) { return t == KvCacheType::F16 ? KvType::F16 : KvType::F32; }
+
+uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
+  const int64_t model_max = config.max_position_embeddings > 0 ? config.max_position_embeddings : kDefaultContext;
+  if (requested == 0) return uint32_t(std::min<int64_t>(model_max, kDefaultContext));
+  if (requested > model_max) {
+    throw Error("context of " + std::to_string(requested) + " tokens exceeds the model's max_position_embeddings (" +
+                std::to_string(model_max) + ")");
+  }
+  return requested;
+}
+
+// Two matmul token tiles per pass (64-128 tokens on the devices we know): long enough to
+// reuse each weight tile, short enough for small activations.
+// Quirk: Qualcomm's Adreno driver reports DeviceLost on prompt batches over 32 tokens
+// (llama.cpp Vulkan issue tracker), so Adreno defaults to 32; EngineOptions::chunk overrides.
+constexpr uint32_t kQualcommVendorId = 0x5143;
+constexpr uint32_t kAdrenoMaxChunk = 32;
+
+uint32_t choose_chunk(const Context& ctx, uint32_t requested, uint32_t context) {
+  uint32_t chunk = requested;
+  if (chunk == 0) {
+    chunk = std::clamp(2 * matmul_shape(ctx.caps(), kMaxChunk).tile_tokens, 16u, kMaxChunk);
+    if (ctx.info().props.vendorID == kQualcommVendorId) chunk = std::min(chunk, kAdrenoMaxChunk);
+  }
+  return std::min(chunk, context);
+}
+
+// The largest device-local heap: what weights, cache and activations all come from.
+uint64_t device_memory_bytes(const Context& ctx) {
+  const VkPhysicalDeviceMemoryProperties& memory = ctx.info().memory;
+  uint64_t largest = 0;
+  for (uint32_t h = 0; h < memory.memoryHeapCount; ++h) {
+    if (memory.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) {
+      largest = std::max<uint64_t>(largest, memory.memoryHeaps[h].size);
+    }
+  }
+  return largest;
+}
+
+// Limits of the GPU kernels that a valid config can still exceed.
+void check_supported(const ModelConfig& c, const std::string& path) {
+  auto unsupported = [&](const std::string& what) { throw Error("model " + path + ": " + what); };
+  if (c.head_dim % 2 != 0) unsupported("head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
+  if (c.n_routed_experts > ROUTER_MAX_EXPERTS || c.n_routed_experts > MOE_SORT_MAX_EXPERTS) {
+    unsupported(std::to_string(c.n_routed_experts) + " routed experts per pool; the GPU router handles at most " +
+                std::to_string(std::min(ROUTER_MAX_EXPERTS, MOE_SORT_MAX_EXPERTS)));
+  }
+  if (c.num_experts_per_tok > ROUTER_MAX_TOP_K) {
+    unsupported("num_experts_per_tok " + std::to_string(c.num_experts_per_tok) +
+                "; the GPU router picks at most " + std::to_string(ROUTER_MAX_TOP_K));
+  }
+}
+
+}  // namespace
+
+bool kv_cache_type_from_name(std::string_view name, KvCacheType& out) {
+  if (name == "f16") out = KvCacheType::F16;
+  else if (name == "f32") out = KvCacheType::F32;
+  else return false;
+  return true;
+}
+
+struct Engine::Impl {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Context> owned_context;
+  Context& ctx;
+  ModelConfig config;
+  uint32_t context_length = 0, chunk = 0;
+  // Device state; declared after the context so it is destroyed first.
+  std::unique_ptr<DeviceModel> weights;
+  std::unique_ptr<KvCache> cache;
+  std::unique_ptr<Activations> act;
+  std::unique_ptr<Forward> forward;
+  std::unique_ptr<CommandBuffer> cmd;
+  std::unique_ptr<StageProfiler> stages;  // only with options.profile_stages
+  StreamMode mode = StreamMode::Resident;
+  StreamerOptions streaming;              // Prefetch / OnDemand only
+  std::unique_ptr<ExpertStreamer> streamer;
+  bool streaming_failed = false;          // a streaming pass threw: the cache is not trusted
+  Sampler sampler;
+  bool sampler_seeded = false;
+  uint32_t position = 0;
+  EngineStats stats;
+
+  Impl(std::unique_ptr<Model> m, std::unique_ptr<Context> owned, Context& c)
+      : model(std::move(m)), owned_context(std::move(owned)), ctx(c), config(model->config()) {}
+
+  void choose_streaming(const EngineOptions& options);
+  void check_fits_device(const EngineOptions& options) const;
+  void warm_up();
+  void check_tokens(std::span<const int32_t> ids, const char* what) const;
+  // One pass over ids (<= chunk tokens) at the current position.
+  void run_pass(std::span<const int32_t> ids, LogitsOut out);
+};
+
+// Resident or streaming, the cache size in slots, and how uploads travel, from the options.
+void Engine::Impl::choose_streaming(const EngineOptions& options) {
+  const ModelWeights& w = model->weights();
+  const uint64_t stride = expert_slot_stride(w);
+  uint64_t total = 0;
+  for (const std::vector<ExpertWeights>& pool : w.pools) total += pool.size();
+  const uint64_t expert_bytes = total * stride;
+  const uint64_t budget = options.expert_budget.empty() ? expert_bytes : parse_expert_budget(options.expert_budget, expert_bytes);
+  const uint64_t slots = std::min<uint64_t>(total, stride ? budget / stride : total);
+  mode = options.stream;
+  if (mode == StreamMode::Auto) mode = slots < total ? StreamMode::Prefetch : StreamMode::Resident;
+  const std::string held = "expert budget " + (options.expert_budget.empty() ? std::string("(all)") : options.expert_budget) +
+                           " holds " + std::to_string(slots) + " of the " + std::to_string(total) + " routed experts (" +
+                           format_bytes(stride) + " each, " + format_bytes(expert_bytes) + " in all)";
+  if (mode == StreamMode::Resident) {
+    if (slots < total) throw Error("--stream resident needs every expert in device memory, but the " + held);
+    return;
+  }
+  const uint64_t minimum = uint64_t(config.num_experts_per_tok) + 1;
+  if (slots < minimum) {
+    throw Error("the " + held + "; streaming needs at least top_k + 1 = " + std::to_string(minimum) + " experts (" +
+                format_bytes(minimum * stride) + ")");
+  }
+  streaming.mode = mode;
+  streaming.slots = uint32_t(slots);
+  if (!eviction_policy_from_name(options.eviction, streaming.policy)) {
+    throw Error("unknown eviction policy '" + options.eviction + "' (pool, lru)");
+  }
+  streaming.path = default_expert_upload_path(ctx);
+  if (options.expert_upload == "queue") {
+    streaming.path = ExpertUploadPath::Queue;
+  } else if (options.expert_upload == "host") {
+    if (streaming.path != ExpertUploadPath::HostCopy) {
+      throw Error("expert uploads by host copy need device memory the host can map (unified memory); " +
+                  ctx.info().name() + " has none: use the transfer queue");
+    }
+  } else if (!options.expert_upload.empty()) {
+    throw Error("unknown expert upload path '" + options.expert_upload + "' (queue, host)");
+  }
+  if (options.storage_bw < 0 || !std::isfinite(options.storage_bw)) throw Error("storage bandwidth must be positive");
+  streaming.storage_bytes_per_second = options.storage_bw * 1e9;
+}
+
+void Engine::Impl::check_fits_device(const EngineOptions& options) const {
+  const bool resident = mode == StreamMode::Resident;
+  const uint64_t weight_bytes =
+      DeviceModel::bytes_needed(ctx.caps(), config, model->weights(), resident) +
+      (resident ? 0 : expert_streaming_bytes(ctx.caps(), config, model->weights(), streaming.slots, streaming.path));
+  const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
+  const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
+  const uint64_t heap = device_memory_bytes(ctx);
+  const uint64_t available = options.memory_limit ? std::min(options.memory_limit, heap) : heap;
+  if (weight_bytes + cache_bytes + act_bytes > available) {
+    throw Error("model " + model->path() + " needs " + format_bytes(weight_bytes + cache_bytes + act_bytes) +
+                " of device memory (weights " + format_bytes(weight_bytes) + ", KV cache " + format_bytes(cache_bytes) +
+                " for " + std::to_string(context_length) + " tokens, activations " + format_bytes(act_bytes) +
+                ") but " + ctx.info().name() + " has " + format_bytes(available) +
+                (available < heap ? " (the memory limit given)" : "") +
+                "; use a smaller weight type, a shorter context, an f16 KV cache" +
+                (resident ? std::string(" or an expert budget (streaming)") : std::string(" or a smaller expert budget")));
+  }
+}
+
+// Records (and discards) one decode and one prefill pass so every pipeline is built now,
+// not during the first token.
+void Engine::Impl::warm_up() {
+  CommandBuffer scratch(ctx);
+  scratch.begin();
+  ExpertFeed* feed = streamer ? &streamer->recording_only() : nullptr;
+  forward->record(scratch, 0, 1, LogitsOut::Argmax, feed);
+  forward->record(scratch, 0, 1, LogitsOut::Last, feed);
+  if (chunk > 1) forward->record(scratch, 0, chunk, LogitsOut::Last, feed);
+}
+
+void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) const {
+  if (ids.empty()) throw Error(std::string(what) + ": no tokens");
+  for (int32_t id : ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw Error(std::string(what) + ": token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                  std::to_string(config.vocab_size - 1) + ")");
+    }
+  }
+  if (uint64_t(position) + ids.size() > context_length) {
+    throw Error(std::string(what) + ": " + std::to_string(ids.size()) + " tokens at position " +
+                std::to_string(position) + " do not fit the context of " + std::to_string(context_length) +
+                " tokens (choose a longer context or a shorter prompt)");
+  }
+}
+
+void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
+  std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
+  if (streamer) {
+    // A pass that failed half way (GPU timeout, unreadable model file) may leave slots the
+    // cache believes filled: refuse to go on rather than compute with them.
+    if (streaming_failed) {
+      throw Error("an earlier GPU or upload error left the expert cache in an unknown state; load the model again");
+    }
+    try {
+      CommandBuffer& first = streamer->begin_pass();
+      if (stages) stages->reset(first);
+      streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
+    } catch (...) {
+      streaming_failed = true;
+      throw;
+    }
+    stats.stream = streamer->totals();
+  } else {
+    cmd->begin();
+    if (stages) stages->reset(*cmd);
+    forward->record(*cmd, position, uint32_t(ids.size()), out);
+    cmd->submit_and_wait();
+  }
+  if (stages) stages->collect();
+  position += uint32_t(ids.size());
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+namespace {
+
+// Opens, checks and uploads; `owned` is null when the caller lends `ctx`.
+std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
+                                    const EngineOptions& options, Clock::time_point start) {
+  check_supported(model->config(), model->path());
+  auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
+  m->context_length = choose_context(m->config, options.ctx_len);
+  m->chunk = choose_chunk(ctx, options.chunk, m->context_length);
+  m->choose_streaming(options);
+  m->check_fits_device(options);
+  const bool resident = m->mode == StreamMode::Resident;
+  m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights(), resident);
+  m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
+  m->act = std::make_unique<Activations>(ctx, m->config, m->chunk, m->context_length);
+  if (!resident) {
+    m->streamer = std::make_unique<ExpertStreamer>(ctx, m->config, m->model->weights(), *m->act,
+                                                   m->streaming);
+    m->stats.expert_cache_bytes = uint64_t(m->streaming.slots) * expert_slot_stride(m->model->weights());
+  }
+  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act);
+  m->cmd = std::make_unique<CommandBuffer>(ctx);
+  m->warm_up();
+  if (options.profile_stages) {  // after the warm-up, which records without a profiler reset
+    uint32_t scopes = Forward::max_stage_scopes(m->config);
+    if (m->streamer) {  // every cut of the pass reopens the open stage in the next submission
+      const uint32_t rounds = uint32_t((m->config.n_routed_experts + m->streaming.slots - 1) / m->streaming.slots);
+      scopes += uint32_t(m->config.num_hidden_layers) * (rounds + 2);
+    }
+    m->stages = std::make_unique<StageProfiler>(ctx, scopes);
+    m->forward->set_stage_profiler(m->stages.get());
+  }
+  m->stats.weight_bytes = m->weights->bytes();
+  m->stats.kv_cache_bytes = m->cache->bytes();
+  m->stats.activation_bytes = Activations::bytes_needed(ctx, m->config, m->chunk, m->context_length);
+  m->stats.load_seconds = seconds_since(start);
+  return m;
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options) {
+  const Clock::time_point start = Clock::now();
+  std::unique_ptr<Model> model = Model::open(path);  // file errors come before any Vulkan work
+  ContextOptions context_options;
+  context_options.device = options.device;
+  context_options.profile = options.profile;
+  context_options.validation = options.validation;
+  context_options.pipeline_cache = options.pipeline_cache;
+  auto context = std::make_unique<Context>(context_options);
+  Context& ctx = *context;
+  return std::unique_ptr<Engine>(new Engine(build(std::move(model), std::move(context), ctx, options, start)));
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options, Context& context) {
+  const Clock::time_point start = Clock::now();
+  std::unique_ptr<Model> model = Model::open(path);
+  return std::unique_ptr<Engine>(new Engine(build(std::move(model), nullptr, context, options, start)));
+}
+
+// ---- Model facts and the tokenizer ----------------------------------------------------------
+
+const ModelConfig& Engine::config() const { return impl_->config; }
+std::string Engine::device_name() const { return impl_->ctx.info().name(); }
+uint32_t Engine::context_length() const { return impl_->context_length; }
+uint32_t Engine::prefill_chunk() const { return impl_->chunk; }
+bool Engine::has_tokenizer() const { return impl_->model->tokenizer() != nullptr; }
+
+const Tokenizer& Engine::tokenizer() const {
+  const Tokenizer* t = impl_->model->tokenizer();
+  if (!t) throw Error("model " + impl_->model->path() + " has no tokenizer (give token ids instead of text)");
+  return *t;
+}
+
+std::vector<int32_t> Engine::tokenize(std::string_view text, bool allow_special) const {
+  return tokenizer().encode(text, allow_special);
+}
+
+std::string Engine::detokenize(std::span<const int32_t> ids) const { return tokenizer().decode(ids); }
+
+// ---- Running ----------------------------------------------------------------------------
+
+std::vector<float> Engine::prefill(std::span<const int32_t> ids, bool all_logits) {
+  Impl& m = *impl_;
+  m.check_tokens(ids, "prefill");
+  const size_t V = size_t(m.config.vocab_size);
+  uint32_t chunk = m.chunk;
+  if (all_logits) {
+    // Every position's logits come back per pass: a pass may not hold more than one binding.
+    chunk = uint32_t(std::clamp<uint64_t>(m.ctx.caps().max_storage_range / (V * 4), 1, chunk));
+    m.act->reserve_logit_rows(chunk);
+  }
+  const Clock::time_point start = Clock::now();
+  std::vector<float> logits(all_logits ? ids.size() * V : V);
+  for (size_t done = 0; done < ids.size(); done += chunk) {
+    const std::span<const int32_t> pass = ids.subspan(done, std::min<size_t>(chunk, ids.size() - done));
+    const bool last = done + pass.size() == ids.size();
+    m.run_pass(pass, all_logits ? LogitsOut::All : last ? LogitsOut::Last : LogitsOut::None);
+    const auto* host = reinterpret_cast<const float*>(m.act->logits_host.mapped);
+    if (all_logits) std::copy_n(host, pass.size() * V, logits.begin() + std::ptrdiff_t(done * V));
+    else if (last) std::copy_n(host, V, logits.begin());
+  }
+  m.stats.prefill_seconds += seconds_since(start);
+  m.stats.prefill_tokens += ids.size();
+  return logits;
+}
+
+std::vector<float> Engine::decode(int32_t id) {
+  Impl& m = *impl_;
+  m.check_tokens(std::span<const int32_t>(&id, 1), "decode");
+  const Clock::time_point start = Clock::now();
+  m.run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Last);
+  const auto* host = reinterpret_cast<const float*>(m.act->logits_host.mapped);
+  std::vector<float> logits(host, host + m.config.vocab_size);
+  m.stats.decode_seconds += seconds_since(start);
+  m.stats.decode_tokens += 1;
+  return logits;
+}
+
+int32_t Engine::decode_greedy(int32_t id) {
+  Impl& m = *impl_;
+  m.check_tokens(std::span<const int32_t>(&id, 1), "decode");
+  const Clock::time_point start = Clock::now();
+  m.run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Argmax);
+  const auto* result = reinterpret_cast<const uint32_t*>(m.act->argmax_result.mapped);
+  m.stats.decode_seconds += seconds_since(start);
+  m.stats.decode_tokens += 1;
+  return int32_t(result[0]);
+}
+
+int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history) {
+  Impl& m = *impl_;
+  if (!m.sampler_seeded || m.sampler.seed() != options.seed) {
+    m.sampler.reseed(options.seed);
+    m.sampler_seeded = true;
+  }
+  return m.sampler.sample(logits, options, history);
+}
+
+StreamMode Engine::stream_mode() const { return impl_->mode; }
+
+std::string Engine::streaming_summary() const {
+  if (!impl_->streamer) return "resident: every routed expert in device memory";
+  return impl_->streamer->summary();
+}
+
+const StreamStats& Engine::last_pass_stream_stats() const {
+  static const StreamStats none;
+  return impl_->streamer ? impl_->streamer->last_pass() : none;
+}
+
+void Engine::reset_stream_stats() {
+  if (!impl_->streamer) return;
+  impl_->streamer->reset_totals();
+  impl_->stats.stream = {};
+}
+
+void Engine::reset() { impl_->position = 0; }
+uint32_t Engine::position() const { return impl_->position; }
+const EngineStats& Engine::stats() const { return impl_->stats; }
+
+std::vector<StageTiming> Engine::stage_timings() const {
+  std::vector<StageTiming> out;
+  if (!impl_->stages) return out;
+  for (const StageTotal& t : impl_->stages->totals()) out.push_back({t.stage, t.ms, t.weight_bytes});
+  return out;
+}
+
+void Engine::reset_stage_timings() {
+  if (impl_->stages) impl_->stages->clear();
+}
+
+}  // namespace megrez

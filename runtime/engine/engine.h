@@ -1,0 +1,164 @@
+#pragma once
+// The public C++ API of the inference engine: load a Megrez2 model into device memory and
+// run it token by token. The CLI (apps/megrez-run), the benchmark, the GUI and Android use
+// only this header and runtime/engine/generate.h (generation loops and multi-turn chat on top of
+// it). Every error a user can cause (missing file, bad format, no Vulkan device,
+// model larger than device memory, prompt longer than the context) is a megrez::Error with
+// one clear message.
+//
+//   auto engine = megrez::Engine::load("models/megrez2-tiny", {.ctx_len = 512});
+//   std::vector<int32_t> prompt = engine->tokenize("In the beginning");
+//   std::vector<float> logits = engine->prefill(prompt);          // last position's logits
+//   megrez::Sampler sampler(seed);
+//   int32_t id = sampler.sample(logits, {.temperature = 0.7f, .top_p = 0.9f}, prompt);
+//   logits = engine->decode(id);                                   // next position
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loader/formats/config.h"
+#include "loader/tokenizer/tokenizer.h"
+#include "runtime/engine/sampler.h"
+
+namespace megrez {
+
+class Context;
+
+// KV cache element type. f16 halves the cache; attention math stays fp32 either way.
+// (Declared here rather than reusing runtime/ops/attention.h's KvType so this header does
+// not pull in Vulkan.)
+enum class KvCacheType { F16, F32 };
+bool kv_cache_type_from_name(std::string_view name, KvCacheType& out);  // "f16" / "f32"
+
+// Where routed experts live (design.md "Execution modes and the expert streamer").
+//   Resident  all uploaded at load.
+//   Prefetch  in the model file and a budgeted device cache; each layer's experts are uploaded
+//             while the previous layer computes (their ids are known one layer early).
+//   OnDemand  the same cache, uploaded only when the layer is reached (the no-overlap baseline).
+//   Auto      Prefetch when the expert budget is below the routed experts, else Resident.
+enum class StreamMode { Auto, Resident, Prefetch, OnDemand };
+bool stream_mode_from_name(std::string_view name, StreamMode& out);  // auto, resident, prefetch, ondemand
+const char* stream_mode_name(StreamMode mode);
+
+// Expert cache statistics of streaming mode (all zero when resident).
+struct StreamStats {
+  uint64_t lookups = 0;         // (layer, distinct expert) requests; decode: top_k per MoE layer
+  uint64_t hits = 0, misses = 0;// hits + misses = lookups
+  uint64_t bytes_uploaded = 0;  // misses x expert bytes
+  uint64_t uploads = 0;         // upload jobs (one per layer, or per round, with misses)
+  uint64_t rounds = 0;          // extra expert rounds of prefill chunks larger than the cache
+  double stall_ms = 0;          // GPU time the compute queue waited for uploads (timestamps)
+  bool stall_measured = false;  // false when the device has no compute timestamps
+  uint32_t slots = 0, occupied = 0;  // cache size and occupancy after the pass
+
+  double hit_rate() const { return lookups ? double(hits) / double(lookups) : 0; }
+  void add(const StreamStats& pass);  // sums counters, keeps the latest occupancy
+};
+
+struct EngineOptions {
+  std::string device;               // index or name substring; "": MEGREZ_DEVICE, else the best device
+  std::string profile;              // device profile (minimum, adreno-7xx, file.json); "": MEGREZ_PROFILE
+  uint32_t ctx_len = 0;             // context in tokens; 0: min(max_position_embeddings, 4096)
+  KvCacheType kv_type = KvCacheType::F16;
+  std::optional<bool> validation;   // Vulkan validation layer; nullopt: MEGREZ_VALIDATION=1
+  uint32_t chunk = 0;               // prefill tokens per GPU pass; 0: chosen from the device
+  uint64_t memory_limit = 0;        // device bytes the engine may use; 0: the largest device-local heap
+  std::string pipeline_cache;       // pipeline cache file, "off", or "" for the default location
+  bool profile_stages = false;      // GPU timestamps around each stage of every pass (stage_timings())
+  // Device memory for routed experts: "" (all of them), a share of their bytes ("25%") or a
+  // size ("512MB", "1.5GB"; K/M/G are binary). At least top_k + 1 experts.
+  std::string expert_budget;
+  StreamMode stream = StreamMode::Auto;
+  double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled
+  std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
+  std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)
+};
+
+// GPU time of one stage of the forward pass, summed over every pass since the engine loaded
+// or reset_stage_timings() (EngineOptions::profile_stages). Stages: embed, norms, attention
+// (q/k/v/o projections, RoPE, KV store, attention), router, experts (routed experts and their
+// combine), shared MLP, dense MLP, lm_head, sampling (GPU argmax) / logits read-back.
+struct StageTiming {
+  std::string stage;
+  double ms = 0;
+  uint64_t weight_bytes = 0;        // weights its kernels read; experts: k per token, so in a
+                                    // prefill chunk an upper bound (min(E, T*k) experts)
+};
+
+struct EngineStats {
+  double load_seconds = 0;          // open + upload + pipeline warm-up
+  uint64_t prefill_tokens = 0;
+  double prefill_seconds = 0;
+  uint64_t decode_tokens = 0;
+  double decode_seconds = 0;
+  uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
+  uint64_t expert_cache_bytes = 0;  // streaming: the expert slots (weight_bytes excludes them)
+  StreamStats stream;               // streaming: totals since load or reset_stream_stats()
+
+  double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }
+  double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
+};
+
+// One sequence at a time, used from one thread at a time.
+class Engine {
+ public:
+  // Opens `path` (Hugging Face directory or .gguf) and uploads every weight to the device.
+  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options = {});
+  // Same on a context the caller owns (tests share one validated context); options.device,
+  // profile, validation and pipeline_cache are then the context's.
+  static std::unique_ptr<Engine> load(const std::string& path, const EngineOptions& options, Context& context);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& config() const;
+  std::string device_name() const;
+  uint32_t context_length() const;  // positions the KV cache holds
+  uint32_t prefill_chunk() const;
+
+  // Tokenizer of the checkpoint; tokenizer() throws megrez::Error when the model has none.
+  bool has_tokenizer() const;
+  const Tokenizer& tokenizer() const;
+  std::vector<int32_t> tokenize(std::string_view text, bool allow_special = true) const;
+  std::string detokenize(std::span<const int32_t> ids) const;
+
+  // Feeds `ids` at positions position() .. position()+n-1 (in chunks) and returns the logits
+  // of the last one [vocab], or of every one [n, vocab] when all_logits. Throws megrez::Error
+  // (and changes nothing) when ids are empty, out of the vocabulary, or do not fit the context.
+  std::vector<float> prefill(std::span<const int32_t> ids, bool all_logits = false);
+  // Feeds one token; returns its logits [vocab].
+  std::vector<float> decode(int32_t id);
+  // Feeds one token and returns the argmax of its logits (lowest id on ties), computed on the
+  // GPU: greedy decoding without reading the logits back.
+  int32_t decode_greedy(int32_t id);
+
+  // Samples from `logits` with the engine's sampler (seeded from options.seed on first use
+  // and whenever the seed changes); `history` feeds the repetition penalty.
+  int32_t sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history);
+
+  // Streaming: how experts are held and uploaded, one line; the last pass's cache statistics
+  // (a decode step: one token); stats().stream has the totals.
+  StreamMode stream_mode() const;   // Resident, Prefetch or OnDemand (never Auto)
+  std::string streaming_summary() const;
+  const StreamStats& last_pass_stream_stats() const;
+  void reset_stream_stats();
+
+  void reset();                     // forget the sequence (position 0); weights stay loaded
+  uint32_t position() const;        // tokens in the KV cache
+  const EngineStats& stats() const;
+  // Per-stage totals in first-recorded order; empty unless options.profile_stages.
+  std::vector<StageTiming> stage_timings() const;
+  void reset_stage_timings();
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace megrez

@@ -1,0 +1,89 @@
+#pragma once
+// Host side of the dense kernels (shaders/matvec, matmul, rmsnorm, add, embed, argmax.comp):
+// each record_* function picks the variant and its specialization from DeviceCaps, checks
+// its arguments against the bound ranges (megrez::Error naming the kernel, expected vs got),
+// and records the dispatch into `cmd`. The forward pass, the kernel tests and the benchmark
+// all launch these kernels through here, so the device-dependent choices live in one place.
+// Nothing here inserts barriers except record_argmax (between its own two stages).
+#include <cstdint>
+#include <string>
+
+#include "loader/tensor.h"
+#include "runtime/vk/dispatch.h"
+#include "shaders/abi/embed.h"
+#include "shaders/abi/matmul.h"
+#include "shaders/abi/matvec.h"
+
+namespace megrez {
+
+struct DeviceCaps;
+
+// ---- Shapes chosen from the device (exposed for the benchmark and the tests) --------------
+
+struct MatvecShape {
+  uint32_t workgroup = 0;       // invocations
+  uint32_t rows_per_group = 0;  // rows each workgroup computes (spec constant 4)
+};
+MatvecShape matvec_shape(const DeviceCaps& caps);
+
+struct MatmulShape {
+  uint32_t tile_rows = 0, tile_tokens = 0;      // output tile of one workgroup
+  uint32_t thread_rows = 0, thread_tokens = 0;  // register tile of one invocation
+  uint32_t workgroup() const { return (tile_rows / thread_rows) * (tile_tokens / thread_tokens); }
+  uint32_t shared_bytes() const { return 32u * (tile_rows + 1u + tile_tokens + 1u) * 4u; }
+};
+// The tile for `tokens` rows of X that fits the device's shared memory and workgroup limits:
+// the narrowest token tile covering min(tokens, 64), with the most weight rows.
+MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens);
+
+// Reduction flavour of the kernels that reduce across a workgroup (matvec, rmsnorm,
+// add_rmsnorm, argmax). Auto: subgroup ops where caps.use_subgroup_reduce(), else the
+// shared-memory variant. The others force one (tests and the benchmark compare both);
+// forcing Subgroup on a device without subgroup arithmetic is a megrez::Error.
+enum class Reduce { Auto, Subgroup, SharedMemory };
+
+// Variant names: "matvec_q4_0" or "matvec_q4_0_shmem".
+std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto);
+std::string matmul_variant(DType weights);
+std::string embed_variant(DType table);
+
+// ---- Launchers ---------------------------------------------------------------------------
+
+// y[y_offset + r] (+)= sum_c W[weight_row + r, c] * x[x_offset + c], r < p.rows.
+// w: rows of `weights` format; its size must be a multiple of 4 bytes (the shader reads words).
+void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
+                   const BufferRange& y, const abi::MatvecPush& p, Reduce reduce = Reduce::Auto);
+// A matrix [rows, cols] split by rows (SplitBuffer): one dispatch per part, y = W x (+ y).
+void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint32_t rows, uint32_t cols,
+                   const BufferRange& x, const BufferRange& y, bool accumulate);
+
+// Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c].
+void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
+                   const BufferRange& y, const abi::MatmulPush& p);
+
+// y = x / sqrt(mean(x^2) + eps) * weight over `rows` rows of `dim` (fp32).
+void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange& weight, const BufferRange& y,
+                    uint32_t rows, uint32_t dim, float eps, Reduce reduce = Reduce::Auto);
+// residual += addend; y = rmsnorm(residual) * weight (one pass).
+void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& addend,
+                        const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps,
+                        Reduce reduce = Reduce::Auto);
+// x[i] += y[i], i < count.
+void record_add(CommandBuffer& cmd, const BufferRange& x, const BufferRange& y, uint32_t count);
+
+// out[t, :] = table part row ids[t] - row_offset, for ids inside the bound part.
+void record_embed(CommandBuffer& cmd, DType table, const BufferRange& part, const BufferRange& ids,
+                  const BufferRange& out, const abi::EmbedPush& p);
+// A whole table [vocab, dim] split by rows: one dispatch per part. The caller validates ids
+// (< vocab); ids outside every part leave their output row untouched.
+void record_embed(CommandBuffer& cmd, DType table, const SplitBuffer& parts, uint32_t dim, const BufferRange& ids,
+                  const BufferRange& out, uint32_t tokens);
+
+// result (uvec2: index, fp32 bits) = argmax of `count` logits, ties to the lower index, NaN as
+// -inf. Two dispatches with a compute barrier between them; `partials` needs
+// argmax_partials_bytes(caps, count) bytes.
+uint64_t argmax_partials_bytes(const DeviceCaps& caps, uint32_t count);
+void record_argmax(CommandBuffer& cmd, const BufferRange& logits, const BufferRange& partials,
+                   const BufferRange& result, uint32_t count, Reduce reduce = Reduce::Auto);
+
+}  // namespace megrez

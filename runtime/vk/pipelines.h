@@ -1,0 +1,86 @@
+#pragma once
+// Compute pipelines by variant name (shaders/variants.cmake) and specialization constants,
+// created from the embedded SPIR-V on first use and kept for the Context's lifetime. Backed
+// by a VkPipelineCache persisted to disk (first-use compiles cost seconds on phone drivers).
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/vk/vk_check.h"
+
+namespace megrez {
+
+class Context;
+struct EmbeddedShader;
+
+struct Specialization {
+  std::array<uint32_t, 3> workgroup = {64, 1, 1};  // constant_id 0, 1, 2
+  std::vector<uint32_t> constants;                 // constant_id 3, 4, ... (see abi/prelude.h)
+  auto operator<=>(const Specialization&) const = default;
+};
+
+struct Pipeline {
+  std::string name;
+  Specialization spec;
+  uint32_t bindings = 0;         // storage buffers at set 0, bindings 0..bindings-1
+  uint32_t push_size = 0;        // bytes of the ABI push-constant struct
+  bool push_descriptors = false; // descriptors recorded with vkCmdPushDescriptorSetKHR
+  VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+  VkPipelineLayout layout = VK_NULL_HANDLE;
+  VkPipeline pipeline = VK_NULL_HANDLE;
+};
+
+class PipelineRegistry {
+ public:
+  enum class CacheState { Disabled, Missing, Loaded, Rejected };
+
+  // cache_path: file, "off", or "" for the default location.
+  PipelineRegistry(Context& ctx, const std::string& cache_path);
+  ~PipelineRegistry();  // saves the cache when pipelines were built (warning on failure)
+  PipelineRegistry(const PipelineRegistry&) = delete;
+  PipelineRegistry& operator=(const PipelineRegistry&) = delete;
+
+  // The pipeline for a variant name; built on first request. Throws megrez::Error for an
+  // unknown name (listing the known ones), a workgroup over the device limits, or a variant
+  // table row that disagrees with the module's reflection.
+  const Pipeline& get(std::string_view name, const Specialization& spec = {});
+  bool contains(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+  // Writes the cache file now (atomically: temp file + rename). Returns false with a warning
+  // on stderr when it cannot be written.
+  bool save_cache();
+  CacheState cache_state() const { return cache_state_; }
+  const std::string& cache_path() const { return cache_path_; }
+  size_t cache_loaded_bytes() const { return cache_loaded_bytes_; }
+
+ private:
+  VkDescriptorSetLayout set_layout(uint32_t bindings, bool push);
+  std::unique_ptr<Pipeline> build(const EmbeddedShader& shader, const Specialization& spec);
+  void load_cache();
+
+  Context& ctx_;
+  std::string cache_path_;
+  CacheState cache_state_ = CacheState::Disabled;
+  size_t cache_loaded_bytes_ = 0;
+  bool cache_dirty_ = false;
+  VkPipelineCache cache_ = VK_NULL_HANDLE;
+  mutable std::mutex mutex_;
+  std::map<std::pair<uint32_t, bool>, VkDescriptorSetLayout> set_layouts_;
+  std::map<std::pair<std::string, Specialization>, std::unique_ptr<Pipeline>, std::less<>> pipelines_;
+};
+
+// Checks a pipeline-cache blob's header (VkPipelineCacheHeaderVersionOne) against a device;
+// "" when it matches, else why not.
+std::string check_pipeline_cache_header(std::span<const uint8_t> data, const VkPhysicalDeviceProperties& props);
+
+// $XDG_CACHE_HOME or ~/.cache, /megrez/pipeline-cache-<vendor>-<device>-<driver>.bin; "" when
+// neither HOME nor XDG_CACHE_HOME is set.
+std::string default_pipeline_cache_path(const VkPhysicalDeviceProperties& props);
+
+}  // namespace megrez
