@@ -23,16 +23,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/tools/bench_run.h"
+#include "apps/tools/bench_synthetic.h"
+#include "apps/tools/engine_flags.h"
+#include "apps/tools/perplexity.h"
 #include "loader/error.h"
 #include "loader/formats/gguf_export.h"
 #include "loader/formats/model.h"
 #include "loader/formats/weight_layout.h"
-#include "apps/tools/bench_run.h"
-#include "apps/tools/bench_synthetic.h"
 #include "runtime/engine/engine.h"
-#include "apps/tools/engine_flags.h"
-#include "apps/tools/perplexity.h"
-#include "runtime/vk/vk_check.h"
+#include "runtime/vk/memory.h"
 
 namespace {
 

@@ -6,8 +6,10 @@
 #include <string>
 
 #include "apps/tools/bandwidth.h"
-#include "runtime/vk/context.h"
 #include "apps/tools/self_test.h"
+#include "runtime/vk/context.h"
+#include "runtime/vk/device_report.h"
+#include "runtime/vk/memory.h"
 
 namespace {
 

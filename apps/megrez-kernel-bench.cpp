@@ -17,14 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "apps/tools/bandwidth.h"
+#include "apps/tools/engine_flags.h"
 #include "loader/quant/quant.h"
 #include "runtime/ops/attention.h"
+#include "runtime/ops/linear.h"
+#include "runtime/vk/blocking_transfers.h"
 #include "runtime/vk/context.h"
 #include "runtime/vk/dispatch.h"
-#include "runtime/ops/linear.h"
 #include "runtime/vk/profiler.h"
-#include "runtime/vk/transfer.h"
-#include "shaders/abi/copy.h"
 
 namespace {
 
@@ -322,25 +323,13 @@ double time_ms(Context& ctx, const std::function<void(CommandBuffer&)>& record, 
   return median(ms);
 }
 
-// copy_vec4 read+write GB/s over `bytes` (rounded to 16, at least 64 KiB), cached per size.
+// copy_vec4 read+write GB/s over `bytes` (rounded to 16, at least 64 KiB), the best of
+// o.reps runs of the runtime's bandwidth probe, cached per size.
 double copy_gb_per_s(Context& ctx, uint64_t bytes, const Options& o) {
   static std::map<uint64_t, double> cache;
   bytes = std::clamp<uint64_t>(bytes / 16 * 16, 64 << 10, ctx.caps().max_storage_range / 16 * 16);
   if (auto it = cache.find(bytes); it != cache.end()) return it->second;
-  Arena arena(ctx, "bench-copy", MemoryUse::Device, 2 * bytes + 2 * ctx.caps().storage_offset_alignment);
-  const BufferRange src = arena.allocate(bytes), dst = arena.allocate(bytes);
-  const uint32_t workgroup = std::min(256u, ctx.caps().max_workgroup_invocations);
-  const Pipeline& copy = ctx.pipeline("copy_vec4", Specialization{{workgroup, 1, 1}, {}});
-  const auto vectors = static_cast<uint32_t>(bytes / 16);
-  const uint32_t groups = std::min(group_count(vectors, workgroup), ctx.caps().max_workgroup_count[0]);
-  {
-    CommandBuffer fill(ctx);
-    fill.begin();
-    vkCmdFillBuffer(fill.handle(), src.buffer, src.offset, src.size, 0x3f800000u);
-    fill.submit_and_wait();
-  }
-  const double ms = time_ms(ctx, [&](CommandBuffer& cmd) { dispatch(cmd, copy, {src, dst}, abi::CopyPush{vectors}, {groups}); }, o);
-  return cache[bytes] = 2.0 * double(bytes) / (ms * 1e6);
+  return cache[bytes] = measure_copy_bandwidth(ctx, bytes, std::max(1, o.reps)).gb_per_s;
 }
 
 // ---- Output -------------------------------------------------------------------------------
@@ -395,17 +384,6 @@ void usage(FILE* out) {
                "  --json FILE       also write the results as JSON\n");
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    if (comma > start) items.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return items;
-}
-
 bool selected(const BenchCase& c, const std::vector<std::string>& filters) {
   if (filters.empty()) return true;
   for (const std::string& f : filters) {
@@ -432,7 +410,10 @@ Options parse(int argc, char** argv) {
     else if (arg == "--profile") o.context.profile = value();
     else if (arg == "--reps") o.reps = count(1);
     else if (arg == "--warmup") o.warmup = count(0);
-    else if (arg == "--filter") o.filters = split_list(value());
+    else if (arg == "--filter") {
+      o.filters = split_flag_list(value());
+      std::erase(o.filters, std::string());  // "matvec,,moe" means the two names
+    }
     else if (arg == "--json") o.json_path = value();
     else if (arg == "--help" || arg == "-h") {
       usage(stdout);

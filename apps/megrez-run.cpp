@@ -14,12 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "loader/error.h"
-#include "runtime/vk/context.h"
-#include "runtime/engine/engine.h"
 #include "apps/tools/engine_flags.h"
+#include "loader/error.h"
+#include "runtime/engine/engine.h"
 #include "runtime/engine/generate.h"
 #include "runtime/engine/text_stream.h"
+#include "runtime/vk/context.h"
 
 namespace {
 

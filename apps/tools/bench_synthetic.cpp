@@ -7,10 +7,10 @@
 
 #include "loader/error.h"
 #include "loader/formats/gguf_export.h"
-#include "loader/synthetic/deterministic_random.h"
-#include "loader/quant/quant.h"
-#include "loader/synthetic/synthetic.h"
 #include "loader/formats/weight_layout.h"
+#include "loader/quant/quant.h"
+#include "loader/synthetic/deterministic_random.h"
+#include "loader/synthetic/synthetic.h"
 
 namespace megrez {
 

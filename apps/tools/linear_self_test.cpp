@@ -6,10 +6,10 @@
 #include <cstring>
 #include <random>
 
+#include "apps/tools/self_test.h"
 #include "loader/quant/quant.h"
 #include "runtime/ops/linear.h"
-#include "apps/tools/self_test.h"
-#include "runtime/vk/transfer.h"
+#include "runtime/vk/blocking_transfers.h"
 
 namespace megrez::self_tests {
 

@@ -4,9 +4,9 @@
 #include <cstring>
 #include <random>
 
-#include "runtime/vk/dispatch.h"
 #include "apps/tools/self_test.h"
-#include "runtime/vk/transfer.h"
+#include "runtime/vk/blocking_transfers.h"
+#include "runtime/vk/dispatch.h"
 #include "shaders/abi/copy.h"
 #include "shaders/abi/reduce_sum.h"
 

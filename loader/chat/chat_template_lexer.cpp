@@ -2,8 +2,8 @@
 // applies Jinja's whitespace rules (whitespace control, trim_blocks, lstrip_blocks).
 #include <cctype>
 
-#include "loader/tokenizer/byte_level.h"
 #include "loader/chat/chat_template_ast.h"
+#include "loader/tokenizer/byte_level.h"
 
 namespace megrez::jinja {
 namespace {

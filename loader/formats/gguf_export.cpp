@@ -4,8 +4,8 @@
 
 #include "loader/error.h"
 #include "loader/formats/gguf_metadata.h"
-#include "loader/quant/quant.h"
 #include "loader/formats/weight_layout.h"
+#include "loader/quant/quant.h"
 
 namespace megrez {
 

@@ -9,10 +9,10 @@
 #include "loader/error.h"
 #include "loader/formats/gguf_export.h"
 #include "loader/formats/mapped_file.h"
-#include "loader/synthetic/deterministic_random.h"
-#include "loader/quant/quant.h"
 #include "loader/formats/safetensors.h"
 #include "loader/formats/weight_layout.h"
+#include "loader/quant/quant.h"
+#include "loader/synthetic/deterministic_random.h"
 
 namespace megrez {
 

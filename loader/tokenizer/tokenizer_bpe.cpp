@@ -5,8 +5,8 @@
 #include <queue>
 #include <unordered_map>
 
-#include "loader/tokenizer/byte_level.h"
 #include "loader/error.h"
+#include "loader/tokenizer/byte_level.h"
 #include "loader/tokenizer/pretokenizer.h"
 #include "loader/tokenizer/tokenizer_internal.h"
 

@@ -6,8 +6,8 @@
 
 #include "loader/error.h"
 #include "runtime/ops/attention.h"
-#include "runtime/vk/context.h"
 #include "runtime/ops/linear.h"
+#include "runtime/vk/context.h"
 
 namespace megrez {
 

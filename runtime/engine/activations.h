@@ -8,8 +8,8 @@
 #include <memory>
 
 #include "loader/formats/config.h"
-#include "runtime/vk/memory.h"
 #include "runtime/ops/moe.h"
+#include "runtime/vk/memory.h"
 
 namespace megrez {
 

@@ -10,14 +10,14 @@
 #include "loader/error.h"
 #include "loader/formats/model.h"
 #include "runtime/engine/activations.h"
-#include "runtime/vk/commands.h"
-#include "runtime/vk/context.h"
-#include "runtime/engine/device_model.h"
-#include "runtime/stream/expert_streamer.h"
+#include "runtime/engine/device_weights.h"
 #include "runtime/engine/forward.h"
 #include "runtime/engine/kv_cache.h"
-#include "runtime/ops/linear.h"
 #include "runtime/engine/stage_profiler.h"
+#include "runtime/ops/linear.h"
+#include "runtime/stream/expert_streamer.h"
+#include "runtime/vk/commands.h"
+#include "runtime/vk/context.h"
 #include "shaders/abi/moe_sort.h"
 #include "shaders/abi/router.h"
 
@@ -48,17 +48,13 @@ uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
 }
 
 // Two matmul token tiles per pass (64-128 tokens on the devices we know): long enough to
-// reuse each weight tile, short enough for small activations.
-// Quirk: Qualcomm's Adreno driver reports DeviceLost on prompt batches over 32 tokens
-// (llama.cpp Vulkan issue tracker), so Adreno defaults to 32; EngineOptions::chunk overrides.
-constexpr uint32_t kQualcommVendorId = 0x5143;
-constexpr uint32_t kAdrenoMaxChunk = 32;
-
+// reuse each weight tile, short enough for small activations; never above the device's
+// DeviceCaps::max_prefill_chunk quirk. EngineOptions::chunk overrides both.
 uint32_t choose_chunk(const Context& ctx, uint32_t requested, uint32_t context) {
   uint32_t chunk = requested;
   if (chunk == 0) {
     chunk = std::clamp(2 * matmul_shape(ctx.caps(), kMaxChunk).tile_tokens, 16u, kMaxChunk);
-    if (ctx.info().props.vendorID == kQualcommVendorId) chunk = std::min(chunk, kAdrenoMaxChunk);
+    if (ctx.caps().max_prefill_chunk) chunk = std::min(chunk, ctx.caps().max_prefill_chunk);
   }
   return std::min(chunk, context);
 }
@@ -91,13 +87,6 @@ void check_supported(const ModelConfig& c, const std::string& path) {
 
 }  // namespace
 
-bool kv_cache_type_from_name(std::string_view name, KvCacheType& out) {
-  if (name == "f16") out = KvCacheType::F16;
-  else if (name == "f32") out = KvCacheType::F32;
-  else return false;
-  return true;
-}
-
 struct Engine::Impl {
   std::unique_ptr<Model> model;
   std::unique_ptr<Context> owned_context;
@@ -105,7 +94,7 @@ struct Engine::Impl {
   ModelConfig config;
   uint32_t context_length = 0, chunk = 0;
   // Device state; declared after the context so it is destroyed first.
-  std::unique_ptr<DeviceModel> weights;
+  std::unique_ptr<DeviceWeights> weights;
   std::unique_ptr<KvCache> cache;
   std::unique_ptr<Activations> act;
   std::unique_ptr<Forward> forward;
@@ -177,7 +166,7 @@ void Engine::Impl::choose_streaming(const EngineOptions& options) {
 void Engine::Impl::check_fits_device(const EngineOptions& options) const {
   const bool resident = mode == StreamMode::Resident;
   const uint64_t weight_bytes =
-      DeviceModel::bytes_needed(ctx.caps(), config, model->weights(), resident) +
+      DeviceWeights::bytes_needed(ctx.caps(), config, model->weights(), resident) +
       (resident ? 0 : expert_streaming_bytes(ctx.caps(), config, model->weights(), streaming.slots, streaming.path));
   const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
   const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
@@ -262,7 +251,7 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   m->choose_streaming(options);
   m->check_fits_device(options);
   const bool resident = m->mode == StreamMode::Resident;
-  m->weights = std::make_unique<DeviceModel>(ctx, m->config, m->model->weights(), resident);
+  m->weights = std::make_unique<DeviceWeights>(ctx, m->config, m->model->weights(), resident);
   m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
   m->act = std::make_unique<Activations>(ctx, m->config, m->chunk, m->context_length);
   if (!resident) {

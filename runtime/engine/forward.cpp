@@ -72,7 +72,7 @@ uint64_t expert_bytes_read(const DeviceExpertPool& p, uint64_t entries) {
 
 }  // namespace
 
-Forward::Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act)
+Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act)
     : c_(config), model_(model), cache_(cache), act_(act) {}
 
 // Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);

@@ -12,10 +12,10 @@
 
 #include "loader/formats/config.h"
 #include "runtime/engine/activations.h"
-#include "runtime/vk/commands.h"
-#include "runtime/engine/device_model.h"
+#include "runtime/engine/device_weights.h"
 #include "runtime/engine/kv_cache.h"
 #include "runtime/engine/stage_profiler.h"
+#include "runtime/vk/commands.h"
 
 namespace megrez {
 
@@ -50,7 +50,7 @@ class ExpertFeed {
 
 class Forward {
  public:
-  Forward(const ModelConfig& config, const DeviceModel& model, const KvCache& cache, Activations& act);
+  Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act);
 
   // Records the pass for the T token ids already in act.ids at positions pos0 .. pos0+T-1:
   // writes their K/V into cache rows pos0.. and leaves logits as `out` says.
@@ -78,7 +78,7 @@ class Forward {
   void read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
 
   const ModelConfig& c_;
-  const DeviceModel& model_;
+  const DeviceWeights& model_;
   const KvCache& cache_;
   Activations& act_;
   StageProfiler* stages_ = nullptr;

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "loader/tensor.h"
-#include "runtime/vk/dispatch.h"
 #include "runtime/ops/linear.h"  // Reduce
+#include "runtime/vk/dispatch.h"
 
 namespace megrez {
 

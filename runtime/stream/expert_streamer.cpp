@@ -42,38 +42,6 @@ uint64_t staging_bytes(const ModelConfig& c, uint32_t stride, uint32_t slots) {
 
 }  // namespace
 
-bool stream_mode_from_name(std::string_view name, StreamMode& out) {
-  if (name == "auto") out = StreamMode::Auto;
-  else if (name == "resident") out = StreamMode::Resident;
-  else if (name == "prefetch") out = StreamMode::Prefetch;
-  else if (name == "ondemand") out = StreamMode::OnDemand;
-  else return false;
-  return true;
-}
-
-const char* stream_mode_name(StreamMode mode) {
-  switch (mode) {
-    case StreamMode::Auto: return "auto";
-    case StreamMode::Resident: return "resident";
-    case StreamMode::Prefetch: return "prefetch";
-    case StreamMode::OnDemand: return "ondemand";
-  }
-  return "?";
-}
-
-void StreamStats::add(const StreamStats& pass) {
-  lookups += pass.lookups;
-  hits += pass.hits;
-  misses += pass.misses;
-  bytes_uploaded += pass.bytes_uploaded;
-  uploads += pass.uploads;
-  rounds += pass.rounds;
-  stall_ms += pass.stall_ms;
-  stall_measured = pass.stall_measured;
-  slots = pass.slots;
-  occupied = pass.occupied;
-}
-
 uint32_t expert_slot_stride(const ModelWeights& weights) {
   uint32_t stride = 0;
   for (const std::vector<ExpertWeights>& pool : weights.pools) stride = std::max(stride, pool_layout(pool).slot_bytes);

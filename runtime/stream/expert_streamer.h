@@ -21,9 +21,9 @@
 #include "loader/formats/config.h"
 #include "loader/weights.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/forward.h"
 #include "runtime/stream/expert_cache.h"
 #include "runtime/stream/expert_uploader.h"
-#include "runtime/engine/forward.h"
 #include "runtime/vk/profiler.h"
 
 namespace megrez {

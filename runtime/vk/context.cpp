@@ -3,9 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/vk/blocking_transfers.h"
 #include "runtime/vk/device_select.h"
 #include "runtime/vk/pipelines.h"
-#include "runtime/vk/transfer.h"
 #include "runtime/vk/validation.h"
 
 namespace megrez {
@@ -283,9 +283,9 @@ const Pipeline& Context::pipeline(std::string_view name, const Specialization& s
   return pipelines_->get(name, spec);
 }
 
-Transfers& Context::transfers() {
+BlockingTransfers& Context::blocking_transfers() {
   std::lock_guard guard(transfers_mutex_);
-  if (!transfers_) transfers_ = std::make_unique<Transfers>(*this);
+  if (!transfers_) transfers_ = std::make_unique<BlockingTransfers>(*this);
   return *transfers_;
 }
 

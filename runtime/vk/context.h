@@ -18,7 +18,7 @@ namespace megrez {
 class PipelineRegistry;
 struct Pipeline;
 struct Specialization;
-class Transfers;
+class BlockingTransfers;
 class ValidationLog;
 
 struct ContextOptions {
@@ -91,7 +91,7 @@ class Context {
   PipelineRegistry& pipelines() { return *pipelines_; }
   const Pipeline& pipeline(std::string_view name);
   const Pipeline& pipeline(std::string_view name, const Specialization& spec);
-  Transfers& transfers();
+  BlockingTransfers& blocking_transfers();
 
  private:
   void create_instance(bool validation);
@@ -111,14 +111,11 @@ class Context {
   std::mutex compute_mutex_, transfer_mutex_;
   std::unique_ptr<PipelineRegistry> pipelines_;
   std::mutex transfers_mutex_;
-  std::unique_ptr<Transfers> transfers_;
+  std::unique_ptr<BlockingTransfers> transfers_;
 };
 
 // One line per device ("0: llvmpipe (LLVM 15.0.6, 256 bits) [CPU, Vulkan 1.3.230]"), in the
 // order --device N indexes them.
 std::vector<std::string> list_devices();
-
-// The one-screen device report (megrez-info): driver, queues, memory, limits, features, caps.
-std::string device_report(const Context& ctx);
 
 }  // namespace megrez

@@ -65,6 +65,9 @@ DeviceCaps caps_from_device(const DeviceInfo& info, uint32_t compute_family) {
   caps.timestamp_valid_bits = info.queue_families.at(compute_family).timestampValidBits;
   caps.timestamps = caps.timestamp_valid_bits > 0 && limits.timestampPeriod > 0;
   caps.timestamp_period_ns = limits.timestampPeriod;
+
+  constexpr uint32_t kQualcommVendorId = 0x5143;
+  if (info.props.vendorID == kQualcommVendorId) caps.max_prefill_chunk = 32;
   return caps;
 }
 
@@ -106,6 +109,13 @@ struct ProfileReader {
       field[i] = static_cast<T>(std::min<uint64_t>(field[i], n));
     }
   }
+  // A quirk limit where 0 means "none": any limit is stricter than none.
+  void lower_quirk(const char* key, uint32_t& field) const {
+    if (!doc.contains(key)) return;
+    uint64_t v = number(key, doc[key]);
+    if (v == 0 || v > UINT32_MAX) fail(key, "must be between 1 and 4294967295");
+    field = field == 0 ? uint32_t(v) : std::min(field, uint32_t(v));
+  }
   // Alignments only go up, and stay powers of two.
   void raise_alignment(const char* key, uint64_t& field) const {
     if (!doc.contains(key)) return;
@@ -126,7 +136,8 @@ const char* const kKnownKeys[] = {
     "max_allocation_size", "max_shared_memory", "max_workgroup_invocations",
     "max_workgroup_size", "max_workgroup_count", "max_push_constants", "subgroup_arithmetic",
     "subgroup_shuffle", "subgroup_size_control", "fp16_arithmetic", "int8_arithmetic",
-    "int16_arithmetic", "storage_16bit", "storage_8bit", "push_descriptors", "unified_memory"};
+    "int16_arithmetic", "storage_16bit", "storage_8bit", "push_descriptors", "unified_memory",
+    "max_prefill_chunk"};
 
 }  // namespace
 
@@ -158,6 +169,7 @@ void apply_profile_json(DeviceCaps& caps, const std::string& json_text, const st
   r.lower3("max_workgroup_size", capped.max_workgroup_size);
   r.lower3("max_workgroup_count", capped.max_workgroup_count);
   r.lower("max_push_constants", capped.max_push_constants);
+  r.lower_quirk("max_prefill_chunk", capped.max_prefill_chunk);
   r.feature("subgroup_arithmetic", capped.subgroup_arithmetic);
   r.feature("subgroup_shuffle", capped.subgroup_shuffle);
   r.feature("subgroup_size_control", capped.subgroup_size_control);

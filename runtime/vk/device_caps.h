@@ -49,6 +49,11 @@ struct DeviceCaps {
   uint32_t timestamp_valid_bits = 0;
   float timestamp_period_ns = 1.0f;
 
+  // Quirks: driver behaviour no limit describes.
+  // Tokens per prefill pass the driver survives, 0 = no limit. Qualcomm's Adreno driver
+  // reports DeviceLost on prompt batches over 32 tokens (llama.cpp's Vulkan issue tracker).
+  uint32_t max_prefill_chunk = 0;
+
   // Reductions through subgroup ops, or the shared-memory-only variant (<kernel>_shmem).
   bool use_subgroup_reduce() const { return subgroup_arithmetic; }
 };

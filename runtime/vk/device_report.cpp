@@ -1,9 +1,11 @@
 // The one-screen device report printed by megrez-info.
+#include "runtime/vk/device_report.h"
+
 #include <cstdarg>
 #include <cstdio>
 
-#include "runtime/vk/context.h"
 #include "runtime/stream/expert_uploader.h"
+#include "runtime/vk/context.h"
 
 namespace megrez {
 

@@ -1,6 +1,7 @@
 #include "runtime/vk/memory.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "runtime/vk/context.h"
 
@@ -234,6 +235,20 @@ VkDeviceSize Arena::reserved() const {
   VkDeviceSize total = 0;
   for (const Block& b : blocks_) total += b.size;
   return total;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  char text[64];
+  if (bytes >= (uint64_t{1} << 30)) {
+    std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  } else if (bytes >= (uint64_t{1} << 20)) {
+    std::snprintf(text, sizeof text, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
+  } else if (bytes >= 1024) {
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  } else {
+    std::snprintf(text, sizeof text, "%llu bytes", static_cast<unsigned long long>(bytes));
+  }
+  return text;
 }
 
 }  // namespace megrez

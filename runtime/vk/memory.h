@@ -98,4 +98,7 @@ class Arena {
 uint32_t choose_memory_type(const VkPhysicalDeviceMemoryProperties& memory, uint32_t type_bits,
                             MemoryUse use, bool unified_memory);
 
+// Human-readable byte counts for reports and error messages ("1.50 GiB", "16.0 KiB", "12 bytes").
+std::string format_bytes(uint64_t bytes);
+
 }  // namespace megrez

@@ -39,18 +39,4 @@ void throw_vk_error(VkResult result, const char* call) {
   throw Error(message);
 }
 
-std::string format_bytes(uint64_t bytes) {
-  char text[64];
-  if (bytes >= (uint64_t{1} << 30)) {
-    std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
-  } else if (bytes >= (uint64_t{1} << 20)) {
-    std::snprintf(text, sizeof text, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
-  } else if (bytes >= 1024) {
-    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  } else {
-    std::snprintf(text, sizeof text, "%llu bytes", static_cast<unsigned long long>(bytes));
-  }
-  return text;
-}
-
 }  // namespace megrez

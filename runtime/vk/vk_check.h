@@ -26,7 +26,4 @@ T vk_struct(VkStructureType type) {
   return value;
 }
 
-// Human-readable byte counts for error messages ("1.50 GiB", "16.0 KiB", "12 bytes").
-std::string format_bytes(uint64_t bytes);
-
 }  // namespace megrez

@@ -12,11 +12,11 @@
 #include <span>
 #include <vector>
 
+#include "runtime/vk/blocking_transfers.h"
 #include "runtime/vk/commands.h"
 #include "runtime/vk/context.h"
 #include "runtime/vk/dispatch.h"
 #include "runtime/vk/memory.h"
-#include "runtime/vk/transfer.h"
 
 namespace megrez::test {
 

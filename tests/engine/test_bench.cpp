@@ -8,16 +8,16 @@
 #include <iterator>
 #include <map>
 
+#include "apps/tools/bench_run.h"
+#include "apps/tools/bench_synthetic.h"
+#include "apps/tools/perplexity.h"
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/formats/model.h"
+#include "loader/formats/weight_layout.h"
 #include "loader/quant/quant.h"
 #include "loader/reference/reference_forward.h"
-#include "loader/formats/weight_layout.h"
-#include "apps/tools/bench_run.h"
-#include "apps/tools/bench_synthetic.h"
 #include "runtime/stream/expert_streamer.h"
-#include "apps/tools/perplexity.h"
 
 using namespace megrez;
 using namespace megrez::test;

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "loader/tokenizer/byte_level.h"
 #include "loader/chat/chat_template.h"
 #include "loader/error.h"
+#include "loader/tokenizer/byte_level.h"
 #include "loader/tokenizer/spm_proto.h"
 #include "loader/tokenizer/tokenizer.h"
 

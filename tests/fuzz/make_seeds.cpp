@@ -8,8 +8,8 @@
 #include "loader/error.h"
 #include "loader/formats/gguf.h"
 #include "loader/formats/mapped_file.h"
-#include "loader/quant/quant.h"
 #include "loader/formats/safetensors.h"
+#include "loader/quant/quant.h"
 #include "loader/synthetic/synthetic.h"
 
 namespace {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "kernels/reference_ops.h"
-#include "runtime/vk/context.h"
 #include "runtime/ops/linear.h"
+#include "runtime/vk/context.h"
 
 namespace megrez::test {
 

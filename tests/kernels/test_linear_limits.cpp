@@ -88,7 +88,7 @@ TEST_CASE("matvec and embed over tensors split by a 4 KiB maxStorageBufferRange"
     const std::vector<float> decoded = m.decode();
     SplitBuffer split = arena.allocate_split(m.row_size() * rows, m.row_size());
     REQUIRE(split.parts.size() > 2);
-    ctx.transfers().upload(split, std::as_bytes(std::span(m.bytes.data(), m.row_size() * rows)));
+    ctx.blocking_transfers().upload(split, std::as_bytes(std::span(m.bytes.data(), m.row_size() * rows)));
     const std::vector<float> x = test::random_vector(cols, 5);
     const BufferRange xb = test::upload_vector(ctx, arena, x), y = arena.allocate(rows * 4);
     const std::vector<uint32_t> ids = {199, 0, 57, 58, 120, 3, 199, 100};

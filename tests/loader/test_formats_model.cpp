@@ -10,10 +10,10 @@
 #include "loader/formats/gguf_export.h"
 #include "loader/formats/gguf_metadata.h"
 #include "loader/formats/model.h"
-#include "loader/quant/quant.h"
 #include "loader/formats/safetensors.h"
-#include "loader/synthetic/synthetic.h"
 #include "loader/formats/weight_layout.h"
+#include "loader/quant/quant.h"
+#include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 
 using namespace megrez;

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "loader/formats/mapped_file.h"
-#include "loader/quant/quant.h"
 #include "loader/formats/safetensors.h"
+#include "loader/quant/quant.h"
 #include "loader/synthetic/synthetic.h"
 #include "test_formats_util.h"
 

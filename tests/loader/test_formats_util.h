@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "loader/formats/config.h"
 #include "loader/error.h"
+#include "loader/formats/config.h"
 #include "loader/formats/mapped_file.h"
 #include "loader/tensor.h"
 

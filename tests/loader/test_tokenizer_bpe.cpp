@@ -3,8 +3,8 @@
 // are written out by hand from the Qwen2 / GPT-2 regexes.
 #include <doctest/doctest.h>
 
-#include "loader/tokenizer/byte_level.h"
 #include "loader/error.h"
+#include "loader/tokenizer/byte_level.h"
 #include "loader/tokenizer/pretokenizer.h"
 #include "tokenizer_fixtures.h"
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "runtime/vk/device_caps.h"
+#include "runtime/vk/device_report.h"
 #include "runtime_test_util.h"
 #include "shaders/abi/copy.h"
 
@@ -76,6 +77,13 @@ TEST_CASE("built-in profiles cap the real limits and never raise them") {
   apply_profile(adreno, "adreno-7xx");
   CHECK(adreno.max_shared_memory == 32768);
   CHECK_FALSE(adreno.use_subgroup_reduce());
+  CHECK(real.max_prefill_chunk == 0);  // the quirk: no limit unless a profile or the vendor sets one
+  CHECK(adreno.max_prefill_chunk == 32);
+  DeviceCaps stricter = adreno;
+  apply_profile_json(stricter, R"({"name": "s", "max_prefill_chunk": 8})", "test");
+  CHECK(stricter.max_prefill_chunk == 8);
+  apply_profile_json(stricter, R"({"name": "s", "max_prefill_chunk": 64})", "test");
+  CHECK(stricter.max_prefill_chunk == 8);
   DeviceCaps mali = real;
   apply_profile(mali, "mali-g7xx");
   CHECK(mali.max_workgroup_invocations == 512);
@@ -108,6 +116,7 @@ TEST_CASE("bad profiles fail with a message naming the key, and change nothing")
   fails(R"({"name": "x", "max_storage_range": 10, "fp16_arithmetic": "no"})", "key 'fp16_arithmetic': expected true or false");
   fails(R"({"name": "x", "storage_offset_alignment": 48})", "must be a power of two");
   fails(R"({"name": "x", "max_workgroup_size": [1, 2]})", "expected an array of 3 integers");
+  fails(R"({"name": "x", "max_prefill_chunk": 0})", "must be between 1 and");
   CHECK_THROWS_WITH_AS(apply_profile(caps, "no-such-profile"), doctest::Contains("unknown device profile 'no-such-profile'"), Error);
   CHECK_THROWS_WITH_AS(apply_profile(caps, "/nonexistent/dir/p.json"), doctest::Contains("cannot open file"), Error);
 

@@ -2,8 +2,8 @@
 #include <numeric>
 #include <random>
 
-#include "common/gpu_fixture.h"
 #include "apps/tools/self_test.h"
+#include "common/gpu_fixture.h"
 #include "shaders/abi/copy.h"
 
 using namespace megrez;

@@ -100,12 +100,12 @@ TEST_CASE_FIXTURE(test::GpuTest, "upload/download round trip, odd sizes and offs
     std::vector<std::byte> data(bytes), back(bytes);
     for (auto& b : data) b = std::byte(rng());
     BufferRange r = arena.allocate(bytes + 64).slice(0, bytes);
-    ctx.transfers().upload(r, data);
-    ctx.transfers().download(r, back);
+    ctx.blocking_transfers().upload(r, data);
+    ctx.blocking_transfers().download(r, back);
     CHECK(std::memcmp(data.data(), back.data(), bytes) == 0);
   }
   std::vector<std::byte> too_many(65);
-  CHECK_THROWS_AS(ctx.transfers().upload(arena.allocate(64), too_many), Error);
+  CHECK_THROWS_AS(ctx.blocking_transfers().upload(arena.allocate(64), too_many), Error);
 }
 
 // The staging path (discrete GPUs) on a unified-memory device: a profile turning unified
@@ -159,7 +159,7 @@ TEST_CASE("split buffers keep every part within the (emulated) storage range") {
     // Round trip through the parts, then a copy kernel over each part (each binding fits).
     std::vector<uint32_t> data(rows * row / 4);
     std::iota(data.begin(), data.end(), 1u);
-    ctx->transfers().upload(split, std::as_bytes(std::span<const uint32_t>(data)));
+    ctx->blocking_transfers().upload(split, std::as_bytes(std::span<const uint32_t>(data)));
     SplitBuffer dst = arena.allocate_split(rows * row, row);
     CommandBuffer cmd(*ctx);
     cmd.begin();
@@ -170,7 +170,7 @@ TEST_CASE("split buffers keep every part within the (emulated) storage range") {
     }
     cmd.submit_and_wait();
     std::vector<uint32_t> back(data.size());
-    ctx->transfers().download(dst, std::as_writable_bytes(std::span<uint32_t>(back)));
+    ctx->blocking_transfers().download(dst, std::as_writable_bytes(std::span<uint32_t>(back)));
     CHECK(back == data);
 
     // A binding over the emulated range is refused by the dispatch chokepoint.

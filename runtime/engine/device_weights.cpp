@@ -1,4 +1,4 @@
-#include "runtime/engine/device_model.h"
+#include "runtime/engine/device_weights.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,8 +8,8 @@
 
 #include "loader/error.h"
 #include "runtime/ops/attention.h"
+#include "runtime/vk/blocking_transfers.h"
 #include "runtime/vk/context.h"
-#include "runtime/vk/transfer.h"
 
 namespace megrez {
 
@@ -50,7 +50,7 @@ class Placer {
   // Copies `bytes` to `dst` at `offset`; the caller pads to whole words.
   void write(const BufferRange& dst, uint64_t offset, std::span<const uint8_t> bytes) {
     if (!ctx_ || bytes.empty()) return;
-    ctx_->transfers().upload(dst.slice(offset, bytes.size()), std::as_bytes(bytes));
+    ctx_->blocking_transfers().upload(dst.slice(offset, bytes.size()), std::as_bytes(bytes));
   }
   bool counting() const { return arena_ == nullptr; }
 
@@ -243,14 +243,14 @@ Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights
 
 }  // namespace
 
-uint64_t DeviceModel::bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights,
+uint64_t DeviceWeights::bytes_needed(const DeviceCaps& caps, const ModelConfig& config, const ModelWeights& weights,
                                    bool resident_experts) {
   Placer counter(caps);
   place_model(counter, config, weights, resident_experts);
   return counter.total();
 }
 
-DeviceModel::DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts)
+DeviceWeights::DeviceWeights(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts)
     : arena_(ctx, "weights", MemoryUse::Device,
              std::max<uint64_t>(bytes_needed(ctx.caps(), config, weights, resident_experts), 4096)) {
   Placer placer(ctx, arena_);

@@ -1,4 +1,4 @@
-#include "runtime/vk/transfer.h"
+#include "runtime/vk/blocking_transfers.h"
 
 #include <cstring>
 
@@ -47,14 +47,14 @@ void barrier_after_copy_write(CommandBuffer& cmd) {
 
 }  // namespace
 
-Transfers::Transfers(Context& ctx, VkDeviceSize staging_bytes) : ctx_(ctx) {
+BlockingTransfers::BlockingTransfers(Context& ctx, VkDeviceSize staging_bytes) : ctx_(ctx) {
   cmd_ = std::make_unique<CommandBuffer>(ctx, QueueRole::Compute);
   staging_.size = readback_.size = staging_bytes;  // allocated on first staged use
 }
 
-Transfers::~Transfers() = default;
+BlockingTransfers::~BlockingTransfers() = default;
 
-void Transfers::upload(const BufferRange& dst, std::span<const std::byte> src) {
+void BlockingTransfers::upload(const BufferRange& dst, std::span<const std::byte> src) {
   check_size("upload", dst.size, src.size());
   if (src.empty()) return;
   std::lock_guard guard(mutex_);
@@ -79,7 +79,7 @@ void Transfers::upload(const BufferRange& dst, std::span<const std::byte> src) {
   }
 }
 
-void Transfers::download(const BufferRange& src, std::span<std::byte> dst) {
+void BlockingTransfers::download(const BufferRange& src, std::span<std::byte> dst) {
   check_size("download", src.size, dst.size());
   if (dst.empty()) return;
   std::lock_guard guard(mutex_);
@@ -106,7 +106,7 @@ void Transfers::download(const BufferRange& src, std::span<std::byte> dst) {
   }
 }
 
-void Transfers::upload(const SplitBuffer& dst, std::span<const std::byte> src) {
+void BlockingTransfers::upload(const SplitBuffer& dst, std::span<const std::byte> src) {
   if (src.size() != dst.size) {
     throw Error("upload: " + std::to_string(src.size()) + " host bytes for a split buffer of " +
                 std::to_string(dst.size));
@@ -118,7 +118,7 @@ void Transfers::upload(const SplitBuffer& dst, std::span<const std::byte> src) {
   }
 }
 
-void Transfers::download(const SplitBuffer& src, std::span<std::byte> dst) {
+void BlockingTransfers::download(const SplitBuffer& src, std::span<std::byte> dst) {
   if (dst.size() != src.size) {
     throw Error("download: " + std::to_string(dst.size()) + " host bytes for a split buffer of " +
                 std::to_string(src.size));

@@ -1,6 +1,7 @@
 #pragma once
 // Blocking upload/download between host memory and buffers: a memcpy when the buffer is
-// mapped (unified memory), else through a staging buffer on the compute queue. Each call
+// mapped (unified memory), else through a staging buffer copied ON THE COMPUTE QUEUE (not a
+// transfer queue: these are load-time and test copies, not the streaming path). Each call
 // returns when the data has arrived; the caller makes sure no GPU work in flight touches the
 // range (the streamer's asynchronous path lives elsewhere).
 #include <cstddef>
@@ -15,10 +16,10 @@ namespace megrez {
 class Context;
 class CommandBuffer;
 
-class Transfers {
+class BlockingTransfers {
  public:
-  explicit Transfers(Context& ctx, VkDeviceSize staging_bytes = VkDeviceSize{16} << 20);
-  ~Transfers();
+  explicit BlockingTransfers(Context& ctx, VkDeviceSize staging_bytes = VkDeviceSize{16} << 20);
+  ~BlockingTransfers();
 
   void upload(const BufferRange& dst, std::span<const std::byte> src);
   void download(const BufferRange& src, std::span<std::byte> dst);
@@ -48,11 +49,11 @@ namespace megrez {
 
 template <class T>
 void upload(Context& ctx, const BufferRange& dst, std::span<const T> src) {
-  ctx.transfers().upload(dst, std::as_bytes(src));
+  ctx.blocking_transfers().upload(dst, std::as_bytes(src));
 }
 template <class T>
 void download(Context& ctx, const BufferRange& src, std::span<T> dst) {
-  ctx.transfers().download(src, std::as_writable_bytes(dst));
+  ctx.blocking_transfers().download(src, std::as_writable_bytes(dst));
 }
 
 }  // namespace megrez

@@ -18,8 +18,8 @@
 #include "loader/formats/config.h"
 #include "loader/tensor.h"
 #include "loader/weights.h"
-#include "runtime/vk/memory.h"
 #include "runtime/ops/moe.h"
+#include "runtime/vk/memory.h"
 
 namespace megrez {
 
@@ -66,16 +66,16 @@ struct DeviceLayer {
                                   // experts, width n_shared * moe_intermediate
   DeviceTensor router;            // [E, D]  MoE layers only
   DeviceTensor router_bias;       // [E] f32 MoE layers only
-  int pool = -1;                  // index into DeviceModel::pools, -1 for dense layers
+  int pool = -1;                  // index into DeviceWeights::pools, -1 for dense layers
 };
 
-class DeviceModel {
+class DeviceWeights {
  public:
   // Uploads every weight. Throws megrez::Error naming the tensor when one cannot be bound
   // (too large for one binding, unsupported shape) or when device memory runs out.
   // resident_experts false (streaming): routed experts stay in the file; pools then carry only
   // their expert count and slot layout (no parts, no slot table).
-  DeviceModel(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts = true);
+  DeviceWeights(Context& ctx, const ModelConfig& config, const ModelWeights& weights, bool resident_experts = true);
 
   // Device bytes the weights will take on this device (alignment included), without
   // allocating anything: what the engine compares with the device's memory first.
