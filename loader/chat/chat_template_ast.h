@@ -55,6 +55,7 @@ struct Expr {
   std::string name;
   std::vector<ExprPtr> args;
   bool negated = false;  // Test: "is not"; Binary "in": "not in"
+  size_t height = 1;     // levels below and including this node (the parser bounds it)
 };
 
 struct Node;

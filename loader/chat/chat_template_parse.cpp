@@ -140,8 +140,19 @@ class Parser {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
     e->name = std::move(name);
-    e->args = std::move(args);
+    for (ExprPtr& arg : args) add_arg(*e, std::move(arg));
     return e;
+  }
+  // Trees are bounded by height, not only by the parser's recursion: the operator loops
+  // build left-deep trees without recursing (`x or x or ... x`, `x.y.y.y...`), and the
+  // renderer and the destructor walk trees recursively (100,000 links crashed both).
+  // Throwing here leaves only trees of bounded height to destroy.
+  static void add_arg(Expr& e, ExprPtr arg) {
+    if (arg) {
+      e.height = std::max(e.height, arg->height + 1);
+      if (e.height > kMaxDepth) throw Unsupported("template expression nests too deeply");
+    }
+    e.args.push_back(std::move(arg));
   }
   static std::vector<ExprPtr> list(ExprPtr a, ExprPtr b = nullptr, ExprPtr c = nullptr) {
     std::vector<ExprPtr> v;
@@ -163,9 +174,9 @@ class Parser {
       otherwise = parse_expression();
     }
     auto e = make(Expr::Kind::Conditional);
-    e->args.push_back(std::move(value));
-    e->args.push_back(std::move(condition));
-    e->args.push_back(std::move(otherwise));
+    add_arg(*e, std::move(value));
+    add_arg(*e, std::move(condition));
+    add_arg(*e, std::move(otherwise));
     return e;
   }
 
@@ -276,7 +287,7 @@ class Parser {
     if (tok.kind == K::Op && tok.text == "[") {
       auto e = make(Expr::Kind::List);
       while (!at_op("]")) {
-        e->args.push_back(parse_expression());
+        add_arg(*e, parse_expression());
         if (!at_op(",")) break;
         ++i_;
       }
@@ -348,7 +359,7 @@ class Parser {
       throw Unsupported("method ." + method + "() is not supported");
     expect_op("(");
     auto e = make(Expr::Kind::MethodCall, method, list(std::move(object)));
-    if (one_arg) e->args.push_back(parse_expression());
+    if (one_arg) add_arg(*e, parse_expression());
     expect_op(")");
     return e;
   }
@@ -364,9 +375,9 @@ class Parser {
     if (at_op(":")) throw Unsupported("slice steps are not supported");
     expect_op("]");
     auto e = make(Expr::Kind::Slice);
-    e->args.push_back(std::move(object));
-    e->args.push_back(std::move(first));
-    e->args.push_back(std::move(second));
+    add_arg(*e, std::move(object));
+    add_arg(*e, std::move(first));
+    add_arg(*e, std::move(second));
     return e;
   }
 

@@ -16,9 +16,13 @@ const Value* Value::find(std::string_view key) const {
 
 namespace {
 
-// Limits that keep a hostile template (nested loops over list literals) from running forever.
+// Limits that keep a hostile template (nested loops over list literals, a string doubled in
+// every step) from running forever: steps count every node run and every expression
+// evaluated; bytes count every value a step produces or copies, since a step that copies a
+// 16 MiB string is not one unit of work.
 constexpr size_t kMaxSteps = 1'000'000;
 constexpr size_t kMaxOutput = 16u << 20;
+constexpr size_t kMaxBytes = 256u << 20;
 constexpr size_t kMaxListItems = 1u << 16;
 constexpr std::string_view kSpaces = " \t\n\r\f\v";
 
@@ -123,14 +127,19 @@ class Renderer {
 
   void run(const Body& body, std::string& out) {
     for (const Node& node : body) {
-      if (++steps_ > kMaxSteps) throw Unsupported("the template takes too many steps");
+      step();
       switch (node.kind) {
         case Node::Kind::Text:
+          charge(node.text.size());
           out += node.text;
           break;
-        case Node::Kind::Output:
-          out += to_text(eval(*node.expr));
+        case Node::Kind::Output: {
+          Value scratch;
+          const std::string text = to_text(view(*node.expr, scratch));
+          charge(text.size());
+          out += text;
           break;
+        }
         case Node::Kind::Set:
           assign(node.text, eval(*node.expr));
           break;
@@ -162,6 +171,7 @@ class Renderer {
                      {"first", Value(i == 0)},   {"last", Value(i == n - 1)},
                      {"length", Value(n)}};
       // Each iteration gets a fresh scope: {% set %} inside does not outlive it.
+      charge(size_of(list[size_t(i)]));
       scopes_.push_back({{node.text, list[size_t(i)]}, {"loop", Value(std::move(loop))}});
       run(node.body, out);
       scopes_.pop_back();
@@ -177,24 +187,69 @@ class Renderer {
     scopes_.back().emplace_back(name, std::move(v));
   }
 
-  Value lookup(const std::string& name) const {
+  const Value* lookup(const std::string& name) const {
     for (auto scope = scopes_.rbegin(); scope != scopes_.rend(); ++scope)
       for (const auto& [k, v] : *scope)
-        if (k == name) return v;
-    return Value();
+        if (k == name) return &v;
+    return nullptr;
+  }
+
+  void step() {
+    if (++steps_ > kMaxSteps) throw Unsupported("the template takes too many steps");
+  }
+  void charge(size_t bytes) {
+    bytes_ += bytes;
+    if (bytes_ > kMaxBytes) throw Unsupported("the template produces too much data");
+  }
+  // Bytes a copy of `v` costs (strings' lengths, 16 per element); the nesting is bounded by
+  // the parser's depth limit and the context's (messages of strings).
+  static size_t size_of(const Value& v) {
+    if (v.is<std::string>()) return v.as<std::string>().size();
+    size_t n = 16;
+    if (v.is<Array>())
+      for (const Value& item : v.as<Array>()) n += size_of(item);
+    if (v.is<Object>())
+      for (const auto& [k, item] : v.as<Object>()) n += k.size() + size_of(item);
+    return n;
+  }
+
+  // The value of `e` without copying stored data: a variable, or a member or item of one,
+  // is returned where it lives (scopes, the context); a computed value is left in `scratch`.
+  // `messages[0].role` inside a loop over a long conversation must not copy `messages`.
+  const Value& view(const Expr& e, Value& scratch) {
+    using K = Expr::Kind;
+    if (e.kind != K::Name && e.kind != K::Attribute && e.kind != K::Item) return scratch = eval(e);
+    step();
+    if (e.kind == K::Name) {
+      const Value* v = lookup(e.name);
+      return v ? *v : scratch = Value();
+    }
+    Value parent_scratch;
+    const Value& parent = view(*e.args[0], parent_scratch);
+    const Value key = e.kind == K::Attribute ? Value(e.name) : eval(*e.args[1]);
+    const Value* found = member(parent, key);
+    if (!found) return scratch = Value();
+    if (&parent != &parent_scratch) return *found;
+    return scratch = Value(*found);  // the parent was computed: keep the member past it
   }
 
   Value eval(const Expr& e) {
+    step();
+    Value v = eval_node(e);
+    charge(size_of(v));
+    return v;
+  }
+
+  Value eval_node(const Expr& e) {
     using K = Expr::Kind;
+    Value scratch;
     switch (e.kind) {
       case K::Literal:
         return e.literal;
       case K::Name:
-        return lookup(e.name);
       case K::Attribute:
-        return member(eval(*e.args[0]), Value(e.name));
       case K::Item:
-        return member(eval(*e.args[0]), eval(*e.args[1]));
+        return view(e, scratch);
       case K::Slice:
         return slice(e);
       case K::Call:
@@ -202,11 +257,11 @@ class Renderer {
       case K::MethodCall:
         return method(e);
       case K::Filter:
-        return filter(e.name, eval(*e.args[0]));
+        return filter(e.name, view(*e.args[0], scratch));
       case K::Test:
-        return Value(test(e.name, eval(*e.args[0])) != e.negated);
+        return Value(test(e.name, view(*e.args[0], scratch)) != e.negated);
       case K::Not:
-        return Value(!truthy(eval(*e.args[0])));
+        return Value(!truthy(view(*e.args[0], scratch)));
       case K::Negate: {
         Value v = eval(*e.args[0]);
         if (!v.is<int64_t>() || v.as<int64_t>() == INT64_MIN) type_error("negation", v);
@@ -226,21 +281,19 @@ class Renderer {
     throw Unsupported("unknown expression");
   }
 
-  // a.b and a[b]: missing members are undefined, as in Jinja; members of undefined are errors.
-  static Value member(const Value& object, const Value& key) {
-    if (object.is<Object>() && key.is<std::string>()) {
-      const Value* v = object.find(key.as<std::string>());
-      return v ? *v : Value();
-    }
+  // a.b and a[b]: missing members are undefined (nullptr), as in Jinja; members of undefined
+  // are errors.
+  static const Value* member(const Value& object, const Value& key) {
+    if (object.is<Object>() && key.is<std::string>()) return object.find(key.as<std::string>());
     if (object.is<Array>() && key.is<int64_t>()) {
       const Array& a = object.as<Array>();
       int64_t i = key.as<int64_t>(), n = int64_t(a.size());
       if (i < 0) i += n;
-      return i >= 0 && i < n ? a[size_t(i)] : Value();
+      return i >= 0 && i < n ? &a[size_t(i)] : nullptr;
     }
     if (object.is<Undefined>())
-      throw Unsupported("reading '" + to_text(key) + "' of an undefined value");
-    if (object.is<Object>() || object.is<Array>()) return Value();
+      throw Unsupported("reading '" + to_text(key).substr(0, 40) + "' of an undefined value");
+    if (object.is<Object>() || object.is<Array>()) return nullptr;
     type_error("indexing", object);
   }
 
@@ -350,7 +403,7 @@ class Renderer {
   }
 
   std::vector<Object> scopes_;
-  size_t steps_ = 0;
+  size_t steps_ = 0, bytes_ = 0;
 };
 
 }  // namespace

@@ -5,8 +5,8 @@
 
 #include "loader/formats/json_strict.h"
 
-#include "loader/formats/config.h"
 #include "loader/error.h"
+#include "loader/formats/config.h"
 #include "loader/formats/hf_config.h"
 
 namespace megrez {
@@ -123,7 +123,7 @@ class ConfigKeys {
 
   [[noreturn]] void wrong_type(const char* key, const char* expected, const json& v) const {
     throw Error(source_ + ": key " + key + " must be " + expected + ", got " + json_type_name(v) + " " +
-                v.dump().substr(0, 60));
+                json_preview(v, 60));
   }
 
   int64_t to_int(const char* key, const json& v) const {
@@ -210,13 +210,13 @@ void read_architecture(const ConfigKeys& keys, ModelConfig& c) {
     if (!a.is_string()) keys.wrong_type("architectures", "a list of strings", *arch);
     if (a.get<std::string>() == c.architecture) return;
   }
-  throw Error(keys.source() + ": architectures " + arch->dump() + " does not name " + c.architecture);
+  throw Error(keys.source() + ": architectures " + json_preview(*arch, 80) + " does not name " + c.architecture);
 }
 
 // Keys that would change the computation in ways this runtime does not implement.
 void reject_unsupported(const ConfigKeys& keys) {
   if (const json* v = keys.find("rope_scaling"))
-    throw Error(keys.source() + ": rope_scaling " + v->dump().substr(0, 80) + " is not supported (only null)");
+    throw Error(keys.source() + ": rope_scaling " + json_preview(*v, 80) + " is not supported (only null)");
   if (const json* v = keys.find("attention_bias")) {
     if (!v->is_boolean()) keys.wrong_type("attention_bias", "true or false", *v);
     if (v->get<bool>()) throw Error(keys.source() + ": attention_bias = true is not supported (Megrez2 has none)");

@@ -66,9 +66,9 @@ TensorView parse_entry(const std::string& name, const json& entry, std::span<con
 
   if (shape_it->size() > kMaxRank) throw Error(where + ": shape has " + std::to_string(shape_it->size()) + " dims");
   for (const json& d : *shape_it) {
-    if (!d.is_number_integer()) throw Error(where + ": shape entries must be integers, got " + d.dump().substr(0, 40));
+    if (!d.is_number_integer()) throw Error(where + ": shape entries must be integers, got " + json_preview(d));
     if (d.is_number_unsigned() ? d.get<uint64_t>() > kMaxElements : d.get<int64_t>() < 0)
-      throw Error(where + ": shape dimension " + d.dump() + " is negative or absurd");
+      throw Error(where + ": shape dimension " + json_preview(d) + " is negative or absurd");
     t.shape.push_back(d.get<int64_t>());
   }
   const auto numel = checked_product(t.shape, kMaxElements);

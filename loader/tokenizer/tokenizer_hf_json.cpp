@@ -48,7 +48,7 @@ std::string text(const json& v, const std::string& where) {
 void reject_unsupported_model_options(const json& model) {
   const json* type = member(model, "type");
   if (!type || *type != "BPE")
-    fail("model.type must be \"BPE\" (got " + (type ? type->dump() : std::string("nothing")) + ")");
+    fail("model.type must be \"BPE\" (got " + (type ? json_preview(*type) : std::string("nothing")) + ")");
   if (const json* d = member(model, "dropout"); d && !(d->is_number() && d->get<double>() == 0.0))
     fail("model.dropout is not supported (BPE dropout is for training)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
@@ -164,13 +164,19 @@ std::string escape_literal(const std::string& s) {
   return out;
 }
 
-void read_pre_tokenizer(const json& node, PreTokenizerSpec& spec) {
+// Sequences nest; real files use one level. The bound keeps the recursion short whatever the
+// file says (parse_json_strict's depth cap alone would allow 30 levels here).
+constexpr int kMaxPreTokenizerNesting = 4;
+
+void read_pre_tokenizer(const json& node, PreTokenizerSpec& spec, int depth = 0) {
   const json* type = member(node, "type");
   std::string name = type ? text(*type, "pre_tokenizer.type") : "";
   if (name == "Sequence") {
+    if (depth >= kMaxPreTokenizerNesting)
+      fail("pre_tokenizer Sequences nested more than " + std::to_string(kMaxPreTokenizerNesting) + " deep");
     const json* list = member(node, "pretokenizers");
     if (!list || !list->is_array()) fail("pre_tokenizer Sequence needs a pretokenizers array");
-    for (const json& child : *list) read_pre_tokenizer(child, spec);
+    for (const json& child : *list) read_pre_tokenizer(child, spec, depth + 1);
   } else if (name == "ByteLevel") {
     if (flag(node, "add_prefix_space", false, "pre_tokenizer ByteLevel"))
       fail("pre_tokenizer ByteLevel add_prefix_space is not supported");
@@ -181,7 +187,7 @@ void read_pre_tokenizer(const json& node, PreTokenizerSpec& spec) {
     const json* behavior = member(node, "behavior");
     if (!behavior || *behavior != "Isolated")
       fail("pre_tokenizer Split behavior must be \"Isolated\" (got " +
-           (behavior ? behavior->dump() : std::string("nothing")) + ")");
+           (behavior ? json_preview(*behavior) : std::string("nothing")) + ")");
     if (flag(node, "invert", false, "pre_tokenizer Split"))
       fail("pre_tokenizer Split invert is not supported");
     const json* pattern = member(node, "pattern");
@@ -202,14 +208,14 @@ bool read_normalizer(const json& root) {
   if (!n) return false;
   const json* type = member(*n, "type");
   if (type && *type == "NFC") return true;
-  fail("normalizer " + n->dump() + " is not supported (only none or NFC)");
+  fail("normalizer " + (type ? "type " + json_preview(*type) : json_preview(*n)) + " is not supported (only none or NFC)");
 }
 
 void check_decoder(const json& root) {
   const json* d = member(root, "decoder");
   const json* type = d ? member(*d, "type") : nullptr;
   if (d && !(type && *type == "ByteLevel"))
-    fail("decoder " + d->dump() + " is not supported (only ByteLevel)");
+    fail("decoder " + (type ? "type " + json_preview(*type) : json_preview(*d)) + " is not supported (only ByteLevel)");
 }
 
 // ---- tokenizer_config.json -----------------------------------------------------------------

@@ -1,5 +1,7 @@
 #include "runtime/vk/device_caps.h"
 
+#include "loader/formats/json_strict.h"
+
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -87,7 +89,7 @@ struct ProfileReader {
     throw Error("device profile " + origin + ": key '" + key + "': " + what);
   }
   uint64_t number(const std::string& key, const json& value) const {
-    if (!value.is_number_unsigned()) fail(key, "expected a non-negative integer, got " + value.dump());
+    if (!value.is_number_unsigned()) fail(key, "expected a non-negative integer, got " + json_preview(value));
     return value.get<uint64_t>();
   }
   // Limits only go down.
@@ -102,7 +104,7 @@ struct ProfileReader {
   void lower3(const char* key, T (&field)[3]) const {
     if (!doc.contains(key)) return;
     const json& v = doc[key];
-    if (!v.is_array() || v.size() != 3) fail(key, "expected an array of 3 integers, got " + v.dump());
+    if (!v.is_array() || v.size() != 3) fail(key, "expected an array of 3 integers, got " + json_preview(v));
     for (int i = 0; i < 3; ++i) {
       uint64_t n = number(key, v[i]);
       if (n == 0) fail(key, "entries must be > 0");
@@ -126,7 +128,7 @@ struct ProfileReader {
   // Features only switch off.
   void feature(const char* key, bool& field) const {
     if (!doc.contains(key)) return;
-    if (!doc[key].is_boolean()) fail(key, "expected true or false, got " + doc[key].dump());
+    if (!doc[key].is_boolean()) fail(key, "expected true or false, got " + json_preview(doc[key]));
     field = field && doc[key].get<bool>();
   }
 };
@@ -142,12 +144,7 @@ const char* const kKnownKeys[] = {
 }  // namespace
 
 void apply_profile_json(DeviceCaps& caps, const std::string& json_text, const std::string& origin) {
-  json doc;
-  try {
-    doc = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw Error("device profile " + origin + ": not valid JSON: " + e.what());
-  }
+  const json doc = parse_json_strict(json_text, "device profile " + origin);
   if (!doc.is_object()) throw Error("device profile " + origin + ": expected a JSON object");
   for (const auto& [key, value] : doc.items()) {
     if (std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) == std::end(kKnownKeys)) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <sys/wait.h>
 #include <fstream>
 #include <regex>
@@ -15,11 +16,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/tools/engine_flags.h"
 #include "engine/engine_test_util.h"
 #include "loader/reference/reference_forward.h"
-#include "apps/tools/engine_flags.h"
-#include "runtime/stream/expert_streamer.h"
 #include "runtime/engine/sampler.h"
+#include "runtime/stream/expert_streamer.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -49,6 +50,7 @@ Run run_binary(const std::string& binary, const std::string& args) {
 
 Run run_cli(const std::string& args) { return run_binary(MEGREZ_RUN_BINARY, args); }
 Run run_bench(const std::string& args) { return run_binary(MEGREZ_BENCH_BINARY, args); }
+Run run_convert(const std::string& args) { return run_binary(MEGREZ_CONVERT_BINARY, args); }
 
 // Lines the tool wrote as its own ("megrez-run: ...", "megrez-bench: ..."); the loader's
 // warnings about the model (a config key absent) are not the tool's.
@@ -327,5 +329,48 @@ TEST_CASE("megrez-bench --stream-sweep: every configuration's row; --json rows a
     const uint64_t expected = row["mode"] == "resident" ? 0 : 2 * decode_lookups(*model);
     CHECK(tg["lookups"].get<uint64_t>() == expected);
     CHECK(tg["bytes_uploaded"].get<uint64_t>() == tg["misses"].get<uint64_t>() * expert_slot_stride(model->weights()));
+  }
+}
+
+namespace {
+
+// A copy of the tiny model (files linked) with `file` replaced by `text`.
+std::string hostile_model(const TempDir& dir, const std::string& file, const std::string& text) {
+  for (const auto& entry : std::filesystem::directory_iterator(kTinyModelDir)) {
+    const std::string name = entry.path().filename().string();
+    if (name != file) std::filesystem::create_symlink(entry.path(), dir.path(name));
+  }
+  std::ofstream(dir.path(file)) << text;
+  return dir.path();
+}
+
+}  // namespace
+
+TEST_CASE("hostile model files end every tool with one line and exit 1, never a crash") {
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  {
+    TempDir dir("deep-config");
+    const std::string model = hostile_model(dir, "config.json", "{\"hidden_size\": " + deep + "}");
+    const std::string out = dir.path("out.gguf");
+    for (Run r : {run_cli("--model " + model + " --prompt hi -n 1"), run_bench("--model " + model + " -p 4 -n 1"),
+                  run_convert(model + " " + out + " --type q8_0")}) {
+      INFO(r.output);
+      CHECK(r.status == 1);
+      CHECK(r.output.find("nested deeper than 64 levels") != std::string::npos);
+      CHECK(error_lines(r.output) == 1);
+    }
+  }
+  {
+    // A chat template of 100,000 chained `or`s reaches megrez-run --chat from
+    // tokenizer_config.json: refused with a warning, and the built-in Megrez format serves.
+    TempDir dir("chain-template");
+    std::string chain = "{{ x";
+    for (int i = 0; i < 100000; ++i) chain += " or x";
+    chain += " }}";
+    const std::string config = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"chat_template\": \"" + chain + "\"}";
+    const Run r = run_cli("--model " + hostile_model(dir, "tokenizer_config.json", config) + " --chat -n 4");
+    INFO(r.output.substr(0, 2000));
+    CHECK(r.status == 0);
+    CHECK(r.output.find("chat template is not supported (template expression nests too deeply)") != std::string::npos);
   }
 }
