@@ -34,8 +34,13 @@ ChatFormat::ChatFormat(const Tokenizer& tokenizer)
     : ChatFormat(tokenizer, tokenizer.data().chat_template) {}
 
 ChatFormat::ChatFormat(const Tokenizer& tokenizer, std::string_view chat_template)
-    : bos_text_(piece_text(tokenizer, tokenizer.bos_id())),
+    : tokenizer_(tokenizer),
+      bos_text_(piece_text(tokenizer, tokenizer.bos_id())),
       eos_text_(piece_text(tokenizer, tokenizer.eos_id())) {
+  auto specials = std::make_shared<detail::SpecialMatcher>();
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id)
+    if (tokenizer.is_special(id)) specials->add(tokenizer.token_text(id), id, /*always=*/false);
+  specials_ = std::move(specials);
   if (!chat_template.empty()) {
     try {
       template_.emplace(chat_template);
@@ -58,8 +63,75 @@ void ChatFormat::use_builtin_after(const std::string& reason) const {
                                  "); using the built-in Megrez chat format instead");
 }
 
-std::string ChatFormat::render(std::span<const ChatMessage> messages,
-                               bool add_generation_prompt) const {
+namespace {
+
+constexpr std::string_view kMark = "\xEE\x80\x80";  // U+E000, a private-use character
+
+}  // namespace
+
+std::string ChatFormat::mark_specials(std::string_view content) const {
+  std::string out;
+  out.reserve(content.size());
+  for (const detail::TextFragment& fragment : specials_->split(content, true)) {
+    if (fragment.special_id >= 0) {
+      out.append(kMark).append(std::to_string(fragment.special_id)).append(kMark);
+      continue;
+    }
+    for (size_t pos = 0; pos < fragment.text.size();) {
+      const size_t mark = std::min(fragment.text.find(kMark, pos), fragment.text.size());
+      out.append(fragment.text.substr(pos, mark - pos));
+      if (mark < fragment.text.size()) out.append(kMark).append(kMark);
+      pos = mark + kMark.size();
+    }
+  }
+  return out;
+}
+
+ChatPrompt ChatFormat::unmark(std::string_view marked) const {
+  ChatPrompt prompt;
+  prompt.text.reserve(marked.size());
+  for (size_t pos = 0; pos < marked.size();) {
+    if (!marked.substr(pos).starts_with(kMark)) {
+      prompt.text += marked[pos++];
+      continue;
+    }
+    const size_t digits = pos + kMark.size();
+    size_t end = digits;
+    while (end < marked.size() && end - digits < 10 && marked[end] >= '0' && marked[end] <= '9') ++end;
+    if (!marked.substr(end).starts_with(kMark)) {  // not a marker: the template's own text
+      prompt.text.append(kMark);
+      pos = digits;
+      continue;
+    }
+    if (end == digits) {
+      prompt.text.append(kMark);  // an escaped U+E000 of a message
+    } else {
+      const int64_t id = std::stoll(std::string(marked.substr(digits, end - digits)));
+      const std::string text = id < tokenizer_.vocab_size() ? tokenizer_.token_text(int32_t(id)) : "";
+      prompt.literal.push_back({prompt.text.size(), prompt.text.size() + text.size()});
+      prompt.text += text;
+    }
+    pos = end + kMark.size();
+  }
+  return prompt;
+}
+
+std::string ChatFormat::render(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  return prompt(messages, add_generation_prompt).text;
+}
+
+ChatPrompt ChatFormat::prompt(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  return unmark(render_marked(messages, add_generation_prompt));
+}
+
+std::vector<int32_t> ChatFormat::encode(const ChatPrompt& prompt) const {
+  return tokenizer_.encode(prompt.text, true, prompt.literal);
+}
+
+std::string ChatFormat::render_marked(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+  std::vector<ChatMessage> marked(messages.begin(), messages.end());
+  for (ChatMessage& m : marked) m.content = mark_specials(m.content);
+  messages = marked;
   if (uses_template()) {
     jinja::Array list;
     for (const ChatMessage& m : messages)
@@ -78,15 +150,15 @@ std::string ChatFormat::render(std::span<const ChatMessage> messages,
   return format_megrez_chat(messages, add_generation_prompt);
 }
 
-std::optional<std::string> ChatFormat::render_new_turns(std::span<const ChatMessage> previous,
-                                                        std::span<const ChatMessage> added,
-                                                        bool add_generation_prompt) const {
+std::optional<ChatPrompt> ChatFormat::render_new_turns(std::span<const ChatMessage> previous,
+                                                       std::span<const ChatMessage> added,
+                                                       bool add_generation_prompt) const {
   std::vector<ChatMessage> all(previous.begin(), previous.end());
   all.insert(all.end(), added.begin(), added.end());
-  std::string before = render(previous, false);
-  std::string after = render(all, add_generation_prompt);
+  const std::string before = render_marked(previous, false);
+  const std::string after = render_marked(all, add_generation_prompt);
   if (!after.starts_with(before)) return std::nullopt;
-  return after.substr(before.size());
+  return unmark(std::string_view(after).substr(before.size()));
 }
 
 bool ChatFormat::is_stop(int32_t id) const {

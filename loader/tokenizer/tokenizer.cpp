@@ -19,13 +19,24 @@ void SpecialMatcher::add(std::string piece, int32_t id, bool always) {
   ++count_;
 }
 
-std::vector<TextFragment> SpecialMatcher::split(std::string_view text, bool allow_special) const {
+std::vector<TextFragment> SpecialMatcher::split(std::string_view text, bool allow_special,
+                                                std::span<const TextRange> literal) const {
   std::vector<TextFragment> out;
-  size_t plain_start = 0, pos = 0;
+  size_t plain_start = 0, pos = 0, next_literal = 0;
   while (pos < text.size()) {
+    while (next_literal < literal.size() && literal[next_literal].end <= pos) ++next_literal;
+    const size_t literal_begin = next_literal < literal.size() ? literal[next_literal].begin : text.size();
+    if (literal_begin <= pos) {
+      if (pos > plain_start) out.push_back({text.substr(plain_start, pos - plain_start), -1});
+      const size_t end = std::min(literal[next_literal].end, text.size());
+      out.push_back({text.substr(pos, end - pos), -1, true});
+      pos = plain_start = end;
+      continue;
+    }
     const Entry* found = nullptr;
     for (const Entry& e : by_first_byte_[uint8_t(text[pos])]) {
-      if ((allow_special || e.always) && text.compare(pos, e.piece.size(), e.piece) == 0) {
+      if ((allow_special || e.always) && pos + e.piece.size() <= literal_begin &&
+          text.compare(pos, e.piece.size(), e.piece) == 0) {
         found = &e;
         break;  // the list is longest first
       }

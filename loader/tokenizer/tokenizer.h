@@ -25,13 +25,21 @@ struct TokenizerData {
   std::string chat_template;            // Jinja text from the checkpoint, if any
 };
 
+// Bytes [begin, end) of a text.
+struct TextRange {
+  size_t begin = 0, end = 0;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
   // allow_special: text like "<|turn_end|>" becomes its special id (never split) when true,
-  // and is tokenized as plain text when false.
-  virtual std::vector<int32_t> encode(std::string_view text, bool allow_special = true) const = 0;
+  // and is tokenized as plain text when false. `literal`: sorted, disjoint ranges of `text`
+  // that are plain text even where they spell a special token, and that no special token
+  // found outside them may overlap: what a user typed, inside a rendered chat (ChatFormat).
+  virtual std::vector<int32_t> encode(std::string_view text, bool allow_special = true,
+                                      std::span<const TextRange> literal = {}) const = 0;
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
   // Text of one token as it should be streamed (incomplete UTF-8 is the caller's concern).
   virtual std::string token_text(int32_t id) const = 0;

@@ -34,13 +34,14 @@ class BpeTokenizer final : public Tokenizer {
     index_merges();
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
+  std::vector<int32_t> encode(std::string_view text, bool allow_special,
+                              std::span<const TextRange> literal) const override {
     if (expects_nfc_ && has_combining_mark(text))
       warn_once(warned_nfc_,
                 "the tokenizer asks for NFC normalisation, which is not applied; "
                 "text with combining marks may tokenize differently from the reference");
     std::vector<int32_t> ids;
-    for (const TextFragment& fragment : specials_.split(text, allow_special)) {
+    for (const TextFragment& fragment : specials_.split(text, allow_special, literal)) {
       if (fragment.special_id >= 0) {
         ids.push_back(fragment.special_id);
         continue;

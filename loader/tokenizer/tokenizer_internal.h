@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,7 @@ enum TokenType : int32_t {
 struct TextFragment {
   std::string_view text;  // empty for a special token
   int32_t special_id = -1;
+  bool literal = false;   // one of the caller's literal ranges, whole
 };
 
 // Finds special-token strings in text, leftmost first and, among those starting at the same
@@ -36,7 +38,10 @@ class SpecialMatcher {
  public:
   // `always`: matched even when the caller asked for plain text (allow_special = false).
   void add(std::string piece, int32_t id, bool always);
-  std::vector<TextFragment> split(std::string_view text, bool allow_special) const;
+  // Each of `literal` (sorted, disjoint ranges of text) becomes one fragment of its own in
+  // which nothing is matched; a special token overlapping one is not matched either.
+  std::vector<TextFragment> split(std::string_view text, bool allow_special,
+                                  std::span<const TextRange> literal = {}) const;
   bool empty() const { return count_ == 0; }
 
  private:

@@ -69,21 +69,29 @@ class SpmTokenizer final : public Tokenizer {
     index_tokens();
     if (has_user_defined_)
       sp_plain_ = load_processor(spm_proto::with_user_defined_unused(data_.spm_model));
+    if (has_user_defined_ && proto.add_dummy_prefix)
+      sp_plain_no_prefix_ = load_processor(
+          spm_proto::with_user_defined_unused(spm_proto::without_dummy_prefix(data_.spm_model)));
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool allow_special) const override {
+  std::vector<int32_t> encode(std::string_view text, bool allow_special,
+                              std::span<const TextRange> literal) const override {
     std::vector<int32_t> ids;
     if (!allow_special) {
       append_encoding(sp_plain_ ? *sp_plain_ : *sp_, text, ids);
       return ids;
     }
-    for (const TextFragment& fragment : control_specials_.split(text, true)) {
+    for (const TextFragment& fragment : control_specials_.split(text, true, literal)) {
       if (fragment.special_id >= 0) {
         ids.push_back(fragment.special_id);
         continue;
       }
+      // A literal range is encoded apart, by the model whose user-defined pieces are unused
+      // (libsentencepiece would match them in it).
       bool starts_input = fragment.text.data() == text.data();
-      append_encoding(starts_input || !sp_no_prefix_ ? *sp_ : *sp_no_prefix_, fragment.text, ids);
+      const auto* sp = starts_input || !sp_no_prefix_ ? sp_.get() : sp_no_prefix_.get();
+      if (fragment.literal && sp_plain_) sp = starts_input || !sp_plain_no_prefix_ ? sp_plain_.get() : sp_plain_no_prefix_.get();
+      append_encoding(*sp, fragment.text, ids);
     }
     return ids;
   }
@@ -190,6 +198,7 @@ class SpmTokenizer final : public Tokenizer {
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_no_prefix_;  // null: no dummy prefix
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_plain_;      // null: no user-defined
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_plain_no_prefix_;  // both of the above
   bool strip_leading_space_ = false;
   bool has_user_defined_ = false;
   std::vector<std::string> token_text_;

@@ -69,15 +69,16 @@ std::string ChatSession::reply(const std::string& user, const SamplerOptions& sa
   // Only the new turn's text when the template extends what the cache holds; else the whole
   // conversation again; else (too long) a new conversation that starts with this turn.
   restarted_ = false;
-  const std::optional<std::string> new_text = format_.render_new_turns(messages_, added, true);
-  std::vector<int32_t> ids = new_text ? engine_.tokenize(*new_text) : std::vector<int32_t>{};
-  if (!new_text || !fits(engine_.position(), ids)) {
+  // Messages are user text: format_.encode keeps any special-token text in them plain.
+  const std::optional<ChatPrompt> new_turn = format_.render_new_turns(messages_, added, true);
+  std::vector<int32_t> ids = new_turn ? format_.encode(*new_turn) : std::vector<int32_t>{};
+  if (!new_turn || !fits(engine_.position(), ids)) {
     clear();  // the cache no longer matches the messages, so they go too until re-fed
-    ids = engine_.tokenize(format_.render(conversation, true));
+    ids = format_.encode(format_.prompt(conversation, true));
     if (!fits(0, ids)) {
       restarted_ = true;
       conversation = added;
-      ids = engine_.tokenize(format_.render(conversation, true));
+      ids = format_.encode(format_.prompt(conversation, true));
     }
   }
   std::vector<float> logits = engine_.prefill(ids);  // Error (nothing changed) if the turn alone is too long
