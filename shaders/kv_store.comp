@@ -5,8 +5,10 @@
 // one 32-bit word of an f16 cache, so packed halves are written whole without atomics. Each
 // element computes its own rotation (element e < Dh/2 pairs with e + Dh/2, otherwise with
 // e - Dh/2), which works for any even head dim, 18 included.
-// KV_F16: cache words hold two halves (packHalf2x16: round to nearest on the devices we test);
-// otherwise the cache is f32.
+// KV_F16: cache words hold two halves (packHalf2x16: round to nearest on the devices we test),
+// saturated to the largest finite half (+-65504): a K or V beyond f16's range would otherwise
+// be stored as inf and turn every later attention score that reads it into inf or NaN, a
+// silently wrong answer; saturation keeps the error to that one element. Otherwise f32.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "common/rope_angle.glsl"
@@ -23,6 +25,8 @@ layout(set = 0, binding = 3) writeonly buffer KCache { vec2 k_cache_pairs[]; };
 layout(set = 0, binding = 4) writeonly buffer VCache { vec2 v_cache_pairs[]; };
 #endif
 layout(push_constant) uniform Push { KvStorePush pc; };
+
+const float kHalfMax = 65504.0;  // the largest finite f16
 
 // RoPE of element e (< head_dim) of the K head starting at `head_base`.
 float rotated_k(uint head_base, uint e, uint pos) {
@@ -53,8 +57,8 @@ void main() {
     const vec2 v = vec2(v_src[v_first], v_src[v_first + 1]);
     const uint word = pos * pairs_per_token + within;
 #ifdef KV_F16
-    k_cache_words[word] = packHalf2x16(k);
-    v_cache_words[word] = packHalf2x16(v);
+    k_cache_words[word] = packHalf2x16(clamp(k, vec2(-kHalfMax), vec2(kHalfMax)));
+    v_cache_words[word] = packHalf2x16(clamp(v, vec2(-kHalfMax), vec2(kHalfMax)));
 #else
     k_cache_pairs[word] = k;
     v_cache_pairs[word] = v;
