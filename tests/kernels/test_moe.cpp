@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "moe_test_util.h"
+#include "runtime/runtime_test_util.h"
 
 using namespace megrez;
 using test::MoePath;
@@ -70,7 +71,9 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe mixed formats and columns that are not who
   }
 }
 
-TEST_CASE_FIXTURE(test::GpuTest, "moe decode: both reduction flavours match the CPU") {
+namespace {
+
+void check_decode_flavours(Context& ctx) {
   std::vector<Reduce> flavours{Reduce::SharedMemory};
   if (ctx.caps().use_subgroup_reduce()) flavours.push_back(Reduce::Subgroup);
   for (Reduce reduce : flavours) {
@@ -81,6 +84,17 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe decode: both reduction flavours match the 
       check_against_cpu(p, test::run_moe(ctx, p, MoePath::Decode, test::identity_placement(p), {}, reduce));
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(test::GpuTest, "moe decode: both reduction flavours match the CPU") { check_decode_flavours(ctx); }
+
+// 13 invocations end in a partial subgroup at every subgroup size (see test_linear_limits).
+TEST_CASE("moe decode with workgroups that end in a partial subgroup") {
+  auto owned = test::context_with_profile(R"({"name": "odd-workgroups", "max_workgroup_invocations": 13})");
+  check_decode_flavours(*owned);
+  test::check_no_validation_messages(*owned, 0);
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "moe slot table: permuted slots, gaps and parts give identical bits") {
