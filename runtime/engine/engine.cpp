@@ -3,6 +3,7 @@
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -116,6 +117,13 @@ struct Engine::Impl {
   void check_fits_device(const EngineOptions& options) const;
   void warm_up();
   void check_tokens(std::span<const int32_t> ids, const char* what) const;
+  // Ids generation may choose: those the tokenizer can decode. Megrez2's embedding has
+  // 128,880 rows, more than its tokenizer defines; a padded id would end a stream mid-way.
+  uint32_t sampleable_vocab() const {
+    const Tokenizer* t = model->tokenizer();
+    const int32_t tokenizer_vocab = t ? t->vocab_size() : config.vocab_size;
+    return uint32_t(std::min<int64_t>(tokenizer_vocab, config.vocab_size));
+  }
   // One pass over ids (<= chunk tokens) at the current position.
   void run_pass(std::span<const int32_t> ids, LogitsOut out);
 };
@@ -259,7 +267,7 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
                                                    m->streaming);
     m->stats.expert_cache_bytes = uint64_t(m->streaming.slots) * expert_slot_stride(m->model->weights());
   }
-  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act);
+  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act, m->sampleable_vocab());
   m->cmd = std::make_unique<CommandBuffer>(ctx);
   m->warm_up();
   if (options.profile_stages) {  // after the warm-up, which records without a profiler reset
@@ -375,7 +383,12 @@ int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& opti
     m.sampler.reseed(options.seed);
     m.sampler_seeded = true;
   }
-  return m.sampler.sample(logits, options, history);
+  const size_t sampleable = m.sampleable_vocab();
+  if (logits.size() <= sampleable) return m.sampler.sample(logits, options, history);
+  // Padded ids get no probability at all (-inf survives temperature, penalties and top-p).
+  std::vector<float> masked(logits.begin(), logits.end());
+  std::fill(masked.begin() + std::ptrdiff_t(sampleable), masked.end(), -std::numeric_limits<float>::infinity());
+  return m.sampler.sample(masked, options, history);
 }
 
 StreamMode Engine::stream_mode() const { return impl_->mode; }

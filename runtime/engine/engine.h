@@ -133,11 +133,13 @@ class Engine {
   // Feeds one token; returns its logits [vocab].
   std::vector<float> decode(int32_t id);
   // Feeds one token and returns the argmax of its logits (lowest id on ties), computed on the
-  // GPU: greedy decoding without reading the logits back.
+  // GPU: greedy decoding without reading the logits back. Like sample(), it never returns an
+  // id the tokenizer cannot decode (a padded embedding's extra rows).
   int32_t decode_greedy(int32_t id);
 
   // Samples from `logits` with the engine's sampler (seeded from options.seed on first use
-  // and whenever the seed changes); `history` feeds the repetition penalty.
+  // and whenever the seed changes); `history` feeds the repetition penalty. Ids at or past the
+  // tokenizer's vocabulary size have no probability.
   int32_t sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history);
 
   // Streaming: how experts are held and uploaded, one line; the last pass's cache statistics

@@ -72,8 +72,9 @@ uint64_t expert_bytes_read(const DeviceExpertPool& p, uint64_t entries) {
 
 }  // namespace
 
-Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act)
-    : c_(config), model_(model), cache_(cache), act_(act) {}
+Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act,
+                 uint32_t argmax_vocab)
+    : c_(config), model_(model), cache_(cache), act_(act), argmax_vocab_(argmax_vocab) {}
 
 // Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
 // then embed, final norm, lm_head, read-back.
@@ -288,7 +289,8 @@ void Forward::read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const {
   const uint64_t V = model_.output.rows;
   if (out == LogitsOut::Argmax) {
     sync(cmd);
-    record_argmax(cmd, act_.logits, act_.argmax_partials, act_.argmax_result, uint32_t(V));
+    const uint32_t candidates = argmax_vocab_ ? std::min(argmax_vocab_, uint32_t(V)) : uint32_t(V);
+    record_argmax(cmd, act_.logits, act_.argmax_partials, act_.argmax_result, candidates);
   } else if (act_.logits_host.buffer != act_.logits.buffer) {
     barrier_compute_to_transfer(cmd);
     const uint64_t bytes = (out == LogitsOut::All ? T : 1) * V * 4;

@@ -50,7 +50,10 @@ class ExpertFeed {
 
 class Forward {
  public:
-  Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act);
+  // argmax_vocab: LogitsOut::Argmax looks at the first argmax_vocab logits only, the ids the
+  // tokenizer can decode (a padded embedding has more rows); 0 = every logit.
+  Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act,
+          uint32_t argmax_vocab = 0);
 
   // Records the pass for the T token ids already in act.ids at positions pos0 .. pos0+T-1:
   // writes their K/V into cache rows pos0.. and leaves logits as `out` says.
@@ -81,6 +84,7 @@ class Forward {
   const DeviceWeights& model_;
   const KvCache& cache_;
   Activations& act_;
+  uint32_t argmax_vocab_;
   StageProfiler* stages_ = nullptr;
 };
 

@@ -2,12 +2,15 @@
 // and a failed call leaves the engine as it was (position unchanged, next calls work).
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <fstream>
 
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/error.h"
+#include "loader/formats/safetensors.h"
 #include "loader/synthetic/synthetic.h"
+#include "runtime/engine/generate.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -87,4 +90,51 @@ TEST_CASE_FIXTURE(GpuTest, "engine: models without a tokenizer run from ids and 
   CHECK_FALSE(engine->has_tokenizer());
   CHECK(contains(error_of([&] { engine->tokenize("hello"); }), "has no tokenizer"));
   CHECK(engine->prefill(std::vector<int32_t>{1, 2, 3}).size() == size_t(engine->config().vocab_size));
+}
+
+TEST_CASE_FIXTURE(GpuTest, "engine: ids past the tokenizer's vocabulary (a padded embedding) are never chosen") {
+  // A model whose embedding and lm_head have 64 rows more than its tokenizer defines (as
+  // Megrez2's 128,880 rows do), with those rows' logits made the largest.
+  TempDir tmp("padded");
+  const std::string dir = tmp.path("m");
+  ModelConfig cfg = synthetic_config();
+  const int32_t tokenizer_vocab = synthetic_bpe_vocab_size();
+  cfg.vocab_size = tokenizer_vocab + 64;
+  cfg.tie_word_embeddings = false;
+  write_synthetic_hf(dir, cfg, {.tokenizer = true});
+  std::vector<SyntheticTensor> tensors = synthetic_tensors(cfg, 1);
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<SafetensorsEntry> entries;
+  for (SyntheticTensor& t : tensors) {
+    if (t.name == "lm_head.weight")
+      for (size_t i = size_t(tokenizer_vocab) * cfg.hidden_size; i < t.values.size(); ++i) t.values[i] *= 50.0f;
+    bytes.emplace_back(t.values.size() * 4);
+    std::memcpy(bytes.back().data(), t.values.data(), bytes.back().size());
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) entries.push_back({tensors[i].name, DType::F32, tensors[i].shape, bytes[i]});
+  write_safetensors(dir + "/model.safetensors", entries);
+
+  auto engine = load_engine(dir, engine_options(64));
+  REQUIRE(engine->tokenizer().vocab_size() == tokenizer_vocab);
+  const std::vector<int32_t> prompt = engine->tokenize("In the beginning");
+  std::vector<float> logits = engine->prefill(prompt);
+  // The premise: the largest logit is a padded id.
+  REQUIRE(std::max_element(logits.begin(), logits.end()) - logits.begin() >= tokenizer_vocab);
+  for (int i = 0; i < 200; ++i) {
+    SamplerOptions hot;
+    hot.temperature = 5.0f;
+    hot.seed = uint64_t(i);
+    CHECK(engine->sample(logits, hot, prompt) < tokenizer_vocab);
+  }
+  CHECK(engine->sample(logits, SamplerOptions{.temperature = 0.0f}, prompt) < tokenizer_vocab);
+  // The GPU greedy path, and generation through to text.
+  CHECK(engine->decode_greedy(prompt.back()) < tokenizer_vocab);
+  engine->reset();
+  GenerateOptions options;
+  options.sampler.temperature = 3.0f;
+  options.max_tokens = 24;
+  std::vector<int32_t> history = prompt;
+  const std::vector<int32_t> out = generate(*engine, engine->prefill(prompt), options, history);
+  for (int32_t id : out) CHECK(id < tokenizer_vocab);
+  CHECK_NOTHROW(engine->detokenize(out));
 }
