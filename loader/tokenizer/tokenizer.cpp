@@ -12,11 +12,30 @@ namespace detail {
 
 void SpecialMatcher::add(std::string piece, int32_t id, bool always) {
   if (piece.empty()) return;  // an empty special could never be found in text
-  auto& list = by_first_byte_[uint8_t(piece[0])];
-  Entry entry{std::move(piece), id, always};
-  auto longer = [](const Entry& a, const Entry& b) { return a.piece.size() > b.piece.size(); };
-  list.insert(std::upper_bound(list.begin(), list.end(), entry, longer), std::move(entry));
+  uint32_t node = 0;
+  for (char c : piece) {
+    const auto [edge, added] = edges_.try_emplace(uint64_t(node) << 8 | uint8_t(c), uint32_t(nodes_.size()));
+    if (added) nodes_.emplace_back();
+    node = edge->second;
+  }
+  if (nodes_[node].id < 0) nodes_[node].id = id;
+  if (always && nodes_[node].always_id < 0) nodes_[node].always_id = id;
   ++count_;
+}
+
+std::pair<int32_t, size_t> SpecialMatcher::longest_at(std::string_view text, size_t pos, size_t limit,
+                                                      bool allow_special) const {
+  std::pair<int32_t, size_t> best{-1, 0};
+  uint32_t node = 0;
+  for (size_t end = pos; end < limit;) {
+    const auto edge = edges_.find(uint64_t(node) << 8 | uint8_t(text[end]));
+    if (edge == edges_.end()) break;
+    node = edge->second;
+    ++end;
+    const int32_t id = allow_special ? nodes_[node].id : nodes_[node].always_id;
+    if (id >= 0) best = {id, end - pos};
+  }
+  return best;
 }
 
 std::vector<TextFragment> SpecialMatcher::split(std::string_view text, bool allow_special,
@@ -33,21 +52,14 @@ std::vector<TextFragment> SpecialMatcher::split(std::string_view text, bool allo
       pos = plain_start = end;
       continue;
     }
-    const Entry* found = nullptr;
-    for (const Entry& e : by_first_byte_[uint8_t(text[pos])]) {
-      if ((allow_special || e.always) && pos + e.piece.size() <= literal_begin &&
-          text.compare(pos, e.piece.size(), e.piece) == 0) {
-        found = &e;
-        break;  // the list is longest first
-      }
-    }
-    if (!found) {
+    const auto [id, length] = longest_at(text, pos, literal_begin, allow_special);
+    if (id < 0) {
       ++pos;
       continue;
     }
     if (pos > plain_start) out.push_back({text.substr(plain_start, pos - plain_start), -1});
-    out.push_back({{}, found->id});
-    pos += found->piece.size();
+    out.push_back({{}, id});
+    pos += length;
     plain_start = pos;
   }
   if (plain_start < text.size()) out.push_back({text.substr(plain_start), -1});

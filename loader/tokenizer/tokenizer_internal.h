@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -33,7 +35,10 @@ struct TextFragment {
 };
 
 // Finds special-token strings in text, leftmost first and, among those starting at the same
-// byte, longest first (so "<|role_start|>" wins over a shorter "<|role").
+// byte, longest first (so "<|role_start|>" wins over a shorter "<|role"). A trie of the
+// pieces: each text position costs the length of the longest piece prefix found there, not
+// the number of specials (thousands of specials all starting with '<' made tokenizing
+// quadratic). Of equal pieces, the first added wins.
 class SpecialMatcher {
  public:
   // `always`: matched even when the caller asked for plain text (allow_special = false).
@@ -45,12 +50,15 @@ class SpecialMatcher {
   bool empty() const { return count_ == 0; }
 
  private:
-  struct Entry {
-    std::string piece;
-    int32_t id;
-    bool always;
+  struct Node {
+    int32_t id = -1;         // the first piece added that ends here
+    int32_t always_id = -1;  // the first `always` piece that ends here
   };
-  std::array<std::vector<Entry>, 256> by_first_byte_;  // each list longest first
+  // The longest eligible piece starting at text[pos] and ending by `limit`: {id, length}.
+  std::pair<int32_t, size_t> longest_at(std::string_view text, size_t pos, size_t limit, bool allow_special) const;
+
+  std::vector<Node> nodes_ = std::vector<Node>(1);  // nodes_[0]: the root
+  std::unordered_map<uint64_t, uint32_t> edges_;     // (node << 8 | byte) -> child
   size_t count_ = 0;
 };
 
