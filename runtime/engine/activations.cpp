@@ -105,15 +105,20 @@ void Activations::reserve_logit_rows(uint32_t rows) {
     throw Error("activations: " + std::to_string(rows) + " rows of logits (" + format_bytes(bytes) +
                 ") exceed the device's largest binding");
   }
-  logits_readback_.reset();
-  logits_device_ = std::make_unique<Arena>(ctx_, "logits", MemoryUse::Device, bytes);
-  logits = logits_device_->allocate(bytes);
-  if (logits.host_visible()) {
-    logits_host = logits;  // unified memory: read the device buffer directly
-  } else {
-    logits_readback_ = std::make_unique<Arena>(ctx_, "logits-readback", MemoryUse::Readback, bytes);
-    logits_host = logits_readback_->allocate(bytes);
+  // Everything new is allocated before anything old is let go: a failed allocation leaves
+  // the current buffers in place and in use.
+  auto device = std::make_unique<Arena>(ctx_, "logits", MemoryUse::Device, bytes);
+  const BufferRange new_logits = device->allocate(bytes);
+  std::unique_ptr<Arena> readback;
+  BufferRange new_host = new_logits;  // unified memory: read the device buffer directly
+  if (!new_logits.host_visible()) {
+    readback = std::make_unique<Arena>(ctx_, "logits-readback", MemoryUse::Readback, bytes);
+    new_host = readback->allocate(bytes);
   }
+  logits_device_ = std::move(device);
+  logits_readback_ = std::move(readback);
+  logits = new_logits;
+  logits_host = new_host;
   logit_rows_ = rows;
 }
 

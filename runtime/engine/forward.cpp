@@ -98,6 +98,8 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     return *cmd;
   };
 
+  // The previous pass's read-back copy (of logits) before this pass's shaders write them.
+  barrier_transfer_to_compute(*cmd);
   // x = embed_tokens[ids]
   stage("embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
   embed(*cmd, T);                                                                     sync(*cmd);

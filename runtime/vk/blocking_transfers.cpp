@@ -1,5 +1,6 @@
 #include "runtime/vk/blocking_transfers.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/vk/commands.h"
@@ -49,7 +50,9 @@ void barrier_after_copy_write(CommandBuffer& cmd) {
 
 BlockingTransfers::BlockingTransfers(Context& ctx, VkDeviceSize staging_bytes) : ctx_(ctx) {
   cmd_ = std::make_unique<CommandBuffer>(ctx, QueueRole::Compute);
-  staging_.size = readback_.size = staging_bytes;  // allocated on first staged use
+  // Allocated on first staged use; copies go through it in pieces, so it need not be larger
+  // than the device allows one allocation to be.
+  staging_.size = readback_.size = std::min(staging_bytes, ctx.caps().max_allocation_size);
 }
 
 BlockingTransfers::~BlockingTransfers() = default;

@@ -8,7 +8,9 @@
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/error.h"
+#include "loader/formats/model.h"
 #include "loader/formats/safetensors.h"
+#include "loader/reference/reference_forward.h"
 #include "loader/synthetic/synthetic.h"
 #include "runtime/engine/generate.h"
 
@@ -137,4 +139,29 @@ TEST_CASE_FIXTURE(GpuTest, "engine: ids past the tokenizer's vocabulary (a padde
   const std::vector<int32_t> out = generate(*engine, engine->prefill(prompt), options, history);
   for (int32_t id : out) CHECK(id < tokenizer_vocab);
   CHECK_NOTHROW(engine->detokenize(out));
+}
+
+TEST_CASE("engine: a failed logits allocation leaves the old logits buffers in use") {
+  // Staged read-back (as on a discrete GPU) and allocations capped at 3 MiB: the weights and
+  // one row of logits fit, a prefill that returns 256 rows (4 MiB) cannot allocate them.
+  TempDir tmp("small-allocations");
+  std::ofstream(tmp.path("p.json")) << R"({"name": "small-allocations", "unified_memory": false, "max_allocation_size": 3145728})";
+  ContextOptions options = validated_options();
+  options.profile = tmp.path("p.json");
+  Context ctx(options);
+  auto engine = Engine::load(kTinyModelDir, engine_options(512, KvCacheType::F32, 256), ctx);
+  const std::vector<int32_t> ids(256, 1027);
+  CHECK(contains(error_of([&] { engine->prefill(ids, true); }), "maxMemoryAllocationSize"));
+  // The engine still reads its logits back correctly.
+  auto model = Model::open(kTinyModelDir);
+  ReferenceForward ref(model->config(), model->weights());
+  const std::vector<int32_t> prompt = {1027, 264, 2037};
+  const std::vector<float> want = ref.forward(prompt);
+  engine->reset();
+  const std::vector<float> got = engine->prefill(prompt);
+  const size_t V = size_t(model->config().vocab_size);
+  const LogitComparison c = compare_logits(got, std::vector<float>(want.end() - std::ptrdiff_t(V), want.end()), V);
+  CHECK(c.relative() <= 1e-3);
+  engine = nullptr;
+  check_no_validation_messages(ctx, 0);
 }
