@@ -31,8 +31,8 @@ StreamMode checked_stream_mode(const std::string& text) {
 
 double checked_storage_bw(const std::string& text) {
   const double gb_per_s = parse_flag_number<double>("--storage-bw", text);
-  if (!std::isfinite(gb_per_s) || gb_per_s < 0) {
-    throw UsageError("--storage-bw expects a bandwidth in GB/s (0 = unthrottled), got '" + text + "'");
+  if (!std::isfinite(gb_per_s) || gb_per_s < 0 || (gb_per_s > 0 && gb_per_s < kMinStorageBandwidth)) {
+    throw UsageError("--storage-bw expects a bandwidth in GB/s, 0 (unthrottled) or at least 0.001, got '" + text + "'");
   }
   return gb_per_s;
 }

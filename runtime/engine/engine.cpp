@@ -167,7 +167,11 @@ void Engine::Impl::choose_streaming(const EngineOptions& options) {
   } else if (!options.expert_upload.empty()) {
     throw Error("unknown expert upload path '" + options.expert_upload + "' (queue, host)");
   }
-  if (options.storage_bw < 0 || !std::isfinite(options.storage_bw)) throw Error("storage bandwidth must be positive");
+  if (!std::isfinite(options.storage_bw) || options.storage_bw < 0 ||
+      (options.storage_bw > 0 && options.storage_bw < kMinStorageBandwidth)) {
+    throw Error("storage bandwidth must be 0 (unthrottled) or at least " + std::to_string(kMinStorageBandwidth) +
+                " GB/s, got " + std::to_string(options.storage_bw));
+  }
   streaming.storage_bytes_per_second = options.storage_bw * 1e9;
 }
 

@@ -59,6 +59,10 @@ struct StreamStats {
   void add(const StreamStats& pass);  // sums counters, keeps the latest occupancy
 };
 
+// The slowest storage the expert throttle emulates, GB/s (1 MB/s): below it one expert's read
+// takes minutes, and 1e-300 made every upload wait forever.
+inline constexpr double kMinStorageBandwidth = 1e-3;
+
 struct EngineOptions {
   std::string device;               // index or name substring; "": MEGREZ_DEVICE, else the best device
   std::string profile;              // device profile (minimum, adreno-7xx, file.json); "": MEGREZ_PROFILE
@@ -73,7 +77,9 @@ struct EngineOptions {
   // size ("512MB", "1.5GB"; K/M/G are binary). At least top_k + 1 experts.
   std::string expert_budget;
   StreamMode stream = StreamMode::Auto;
-  double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled
+  double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled,
+                                    // else at least kMinStorageBandwidth
+
   std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
   std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)
 };

@@ -233,6 +233,7 @@ TEST_CASE("megrez-run and megrez-bench: bad streaming flags exit 2, a budget bel
   check_errors(run_bench, {
       {"--stream fast", "megrez-bench: --stream expects auto, resident, prefetch or ondemand", 2},
       {"--storage-bw -3", "megrez-bench: --storage-bw expects a bandwidth in GB/s", 2},
+      {"--storage-bw 1e-300", "megrez-bench: --storage-bw expects a bandwidth in GB/s, 0 (unthrottled) or at least 0.001", 2},
       {"--expert-budget 0%", "megrez-bench: --expert-budget: expert budget '0%'", 2},
       {"--budgets 50", "--budgets applies to --stream-sweep", 2},
       {"--stream-sweep --budgets 50,0", "--budgets expects percents in 1..100, got '0'", 2},

@@ -167,6 +167,13 @@ TEST_CASE_FIXTURE(GpuTest, "streaming: budgets are checked with one clear messag
   o.expert_budget = "50%";
   o.expert_upload = "carrier-pigeon";
   CHECK_THROWS_WITH_AS(load_engine(kTinyModelDir, o), doctest::Contains("unknown expert upload path"), Error);
+  o.expert_upload = "";
+  for (double bw : {1e-300, -1.0, 1e-4}) {  // 1e-300 GB/s made every upload wait forever
+    CAPTURE(bw);
+    o.storage_bw = bw;
+    CHECK_THROWS_WITH_AS(load_engine(kTinyModelDir, o), doctest::Contains("storage bandwidth must be 0"), Error);
+  }
+  o.storage_bw = 0;
   // Auto picks prefetch below the experts' size and resident at 100%.
   o.expert_upload = "";
   CHECK(load_engine(kTinyModelDir, o)->stream_mode() == StreamMode::Prefetch);
