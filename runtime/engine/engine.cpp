@@ -225,16 +225,22 @@ void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
   std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
   if (streamer) {
     // A pass that failed half way (GPU timeout, unreadable model file) may leave slots the
-    // cache believes filled: refuse to go on rather than compute with them.
+    // cache believes filled: the streamer recovers in place (waits, empties the cache); only
+    // when that fails too is the engine unusable.
     if (streaming_failed) {
-      throw Error("an earlier GPU or upload error left the expert cache in an unknown state; load the model again");
+      throw Error("an earlier GPU error left the expert cache in an unknown state and recovery failed; "
+                  "load the model again");
     }
     try {
       CommandBuffer& first = streamer->begin_pass();
       if (stages) stages->reset(first);
       streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
     } catch (...) {
-      streaming_failed = true;
+      try {
+        streamer->recover();
+      } catch (...) {
+        streaming_failed = true;
+      }
       throw;
     }
     stats.stream = streamer->totals();

@@ -152,11 +152,20 @@ ExpertStreamer::ExpertStreamer(Context& ctx, const ModelConfig& config, const Mo
 }
 
 ExpertStreamer::~ExpertStreamer() {
-  // Nothing may still read the slots or wait on the uploader when they go.
+  // Nothing may still read the slots or wait on the uploader when they go; queued uploads
+  // are cancelled first, so no submission waits for one.
   try {
+    uploader_->cancel();
     if (submitted_) compute_.wait(submitted_);
   } catch (...) {
   }
+}
+
+void ExpertStreamer::recover() {
+  uploader_->cancel();
+  if (submitted_) compute_.wait(submitted_);
+  for (Segment& seg : segments_) seg.cmd->wait();  // an unfinished recording: the next begin() drops it
+  cache_.clear();
 }
 
 std::string ExpertStreamer::summary() const {
@@ -207,7 +216,9 @@ void ExpertStreamer::submit_current() {
     }
     upload_segments_.push_back(uint32_t(current_));
   }
-  seg.cmd->submit(waits, {{&compute_, ++submitted_}});
+  // Counted only once submitted: a value that is never signalled would stall every later wait.
+  seg.cmd->submit(waits, {{&compute_, submitted_ + 1}});
+  ++submitted_;
   ++current_;
 }
 
@@ -232,6 +243,7 @@ void ExpertStreamer::finish_pass(CommandBuffer& last) {
   submit_current();
   compute_.wait(submitted_);
   segments_[current_ - 1].cmd->wait();  // its fence, so CommandBuffer state is settled
+  uploader_->check();  // an upload only the GPU waited for (the pass's last) failed: this pass's error
   if (timer_) {
     const std::vector<GpuProfiler::Scope> scopes = timer_->results();
     const double ns_per_tick = ctx_.info().props.limits.timestampPeriod;

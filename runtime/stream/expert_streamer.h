@@ -57,6 +57,10 @@ class ExpertStreamer final : public ExpertFeed {
   // finish_pass() submits the last one and waits for everything.
   CommandBuffer& begin_pass();
   void finish_pass(CommandBuffer& last);
+  // After a pass threw (recording, submitting, uploading): cancels queued uploads, waits for
+  // everything submitted and empties the cache, whose slots may miss uploads it counted on,
+  // so the next pass starts clean. Throws when the device cannot be waited for.
+  void recover();
 
   CommandBuffer& cut(CommandBuffer& cmd, int64_t routed_layer) override;
   void routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record, const CutPass& cut_pass) override;

@@ -5,6 +5,7 @@
 
 #include "loader/error.h"
 #include "runtime/vk/dispatch.h"
+#include "runtime/vk/fault_injection.h"
 
 namespace megrez {
 
@@ -57,12 +58,46 @@ ExpertUploader::ExpertUploader(Context& ctx, ExpertUploadPath path, const Timeli
 }
 
 ExpertUploader::~ExpertUploader() {
+  // Queued jobs are cancelled, not drained: at a throttled storage speed draining could take
+  // minutes, for slots nobody will read.
+  try {
+    cancel();
+  } catch (...) {  // a device that cannot be waited for: the worker still has to stop
+  }
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   worker_.join();
+}
+
+void ExpertUploader::check() {
+  std::lock_guard lock(mutex_);
+  rethrow_failure();
+}
+
+void ExpertUploader::cancel() {
+  std::unique_lock lock(mutex_);
+  uint64_t last = 0;
+  for (const Job& job : jobs_) last = std::max(last, job.value);
+  jobs_.clear();
+  submitted_cv_.wait(lock, [&] { return !busy_; });
+  failure_ = nullptr;
+  const uint64_t finished = submitted_;
+  lock.unlock();
+  if (last == 0) return;
+  if (path_ == ExpertUploadPath::Queue) {
+    // The job in progress signals done() from its queue: it must have, before the host
+    // signals a later value (a timeline never goes back).
+    if (finished) done_.wait(finished);
+    if (done_.value() < last) done_.signal(last);
+  }
+  lock.lock();
+  submitted_ = std::max(submitted_, last);
+  copied_ = std::max(copied_, last);
+  lock.unlock();
+  submitted_cv_.notify_all();
 }
 
 bool ExpertUploader::shares_compute_queue() const {
@@ -129,23 +164,31 @@ void ExpertUploader::wait_done(uint64_t value) {
 void ExpertUploader::run() {
   for (;;) {
     Job job;
+    uint64_t previous = 0;  // the last job before this one
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stop_ and nothing left
+      if (stop_) return;  // the destructor cancelled what was left
       job = std::move(jobs_.front());
       jobs_.pop_front();
+      busy_ = true;
+      previous = submitted_;
     }
     try {
+      fault_point(FaultPoint::Upload);
       if (path_ == ExpertUploadPath::HostCopy) host_copy(job);
       else queue_copy(job);
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      failure_ = std::current_exception();
+      {
+        std::lock_guard lock(mutex_);
+        failure_ = std::current_exception();  // before the signal: whoever it wakes sees the failure
+      }
       // Let GPU work waiting for this job run (it computes garbage the engine then discards
-      // with the error) rather than hang until the timeout.
+      // with the error) rather than hang until the timeout. The earlier job's transfer
+      // signals done() from its queue; the host may signal a later value only after that.
       if (path_ == ExpertUploadPath::Queue) {
         try {
+          if (previous) done_.wait(previous);
           if (done_.value() < job.value) done_.signal(job.value);
         } catch (...) {
         }
@@ -155,6 +198,7 @@ void ExpertUploader::run() {
       std::lock_guard lock(mutex_);
       submitted_ = std::max(submitted_, job.value);
       if (path_ == ExpertUploadPath::HostCopy) copied_ = std::max(copied_, job.value);
+      busy_ = false;
     }
     submitted_cv_.notify_all();
   }

@@ -79,6 +79,13 @@ class ExpertUploader {
   void wait_submitted(uint64_t value);
   // Blocks until the job of `value` completed (its bytes are in the slots).
   void wait_done(uint64_t value);
+  // Rethrows the failure of a job that nobody has waited for yet (the last uploads of a pass
+  // are waited for by the GPU only).
+  void check();
+  // Drops the jobs not started yet and marks them complete (done() and wait_done() reach their
+  // values, nothing waits for copies that will never be made), after the job in progress
+  // finished; forgets a failure. For a pass that failed, and for destruction.
+  void cancel();
   // True when a compute submission waiting on done() must wait_submitted() first.
   bool shares_compute_queue() const;
   // Queue path: the transfer timeline the compute submissions wait on. (The HostCopy path
@@ -110,7 +117,7 @@ class ExpertUploader {
   std::condition_variable wake_, submitted_cv_;
   std::deque<Job> jobs_;
   uint64_t next_value_ = 0, submitted_ = 0, copied_ = 0;  // copied_: HostCopy jobs finished
-  bool stop_ = false;
+  bool stop_ = false, busy_ = false;  // busy_: the worker holds a job
   std::exception_ptr failure_;
   std::thread worker_;  // last: starts after everything above exists
 };

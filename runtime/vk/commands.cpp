@@ -1,5 +1,7 @@
 #include "runtime/vk/commands.h"
 
+#include "runtime/vk/fault_injection.h"
+
 namespace megrez {
 
 namespace {
@@ -88,7 +90,9 @@ CommandBuffer::~CommandBuffer() {
 }
 
 VkCommandBuffer CommandBuffer::begin() {
-  if (recording_) throw Error("CommandBuffer::begin: already recording");
+  // A recording still open was abandoned by an exception thrown while it was recorded: the
+  // pool reset below discards it (a recording command buffer is never pending).
+  recording_ = false;
   wait();
   vk_check(vkResetCommandPool(ctx_.device(), pool_, 0), "vkResetCommandPool");
   for (VkDescriptorPool p : descriptor_pools_) {
@@ -133,6 +137,7 @@ void CommandBuffer::submit(const std::vector<SemaphoreWait>& waits, const std::v
   submit.pCommandBuffers = &cmd_;
   submit.signalSemaphoreCount = static_cast<uint32_t>(signal_semaphores.size());
   submit.pSignalSemaphores = signal_semaphores.data();
+  fault_point(FaultPoint::Submit);
   vk_check(vkResetFences(ctx_.device(), 1, &fence_), "vkResetFences");
   ctx_.submit(role_, submit, fence_);
   pending_ = true;

@@ -46,7 +46,8 @@ class CommandBuffer {
   CommandBuffer(const CommandBuffer&) = delete;
   CommandBuffer& operator=(const CommandBuffer&) = delete;
 
-  // Waits for the previous submission, resets, starts recording (one-time submit).
+  // Waits for the previous submission, resets, starts recording (one-time submit). A
+  // recording an exception left unfinished is discarded.
   VkCommandBuffer begin();
   // Ends recording and submits to the role's queue.
   void submit(const std::vector<SemaphoreWait>& waits = {}, const std::vector<SemaphoreSignal>& signals = {});

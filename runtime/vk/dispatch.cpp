@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "runtime/vk/fault_injection.h"
+
 namespace megrez {
 
 uint32_t group_count(uint64_t items, uint32_t per_group) {
@@ -49,6 +51,7 @@ void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange
               size_t push_size, Groups groups) {
   if (!cmd.recording()) throw Error("dispatch " + p.name + ": command buffer is not recording (call begin())");
   check_dispatch(cmd.context(), p, bindings, push_size, groups);
+  fault_point(FaultPoint::Record);
   VkCommandBuffer c = cmd.handle();
   std::vector<VkDescriptorBufferInfo> infos(bindings.size());
   std::vector<VkWriteDescriptorSet> writes(bindings.size());
