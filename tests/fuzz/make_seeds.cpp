@@ -1,8 +1,11 @@
-// megrez-fuzz-seeds OUT_DIR: writes small valid inputs for the loader fuzz targets into
-// OUT_DIR/fuzz_gguf/ and OUT_DIR/fuzz_safetensors/, so the fuzzers start from real files
-// (every tensor kind, quantized types, an embedded tokenizer, every metadata value type).
+// megrez-fuzz-seeds OUT_DIR: writes inputs for the loader fuzz targets into OUT_DIR/<target>/,
+// so the fuzzers start from real files (every tensor kind, quantized types, an embedded
+// tokenizer, every metadata value type; config.json, tokenizer_config.json, chat templates)
+// and from the shapes that once crashed them (JSON nested past the depth cap, operator
+// chains of thousands of links), which small random mutations would not reach.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "loader/error.h"
@@ -79,6 +82,50 @@ void write_safetensors_seeds(const fs::path& dir) {
                     {{"a", DType::F16, {2, 2}, f16}, {"b", DType::F16, {}, std::span(f16).first(2)}});
 }
 
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string nested(size_t depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); }
+
+std::string chain(const std::string& link, size_t links) {
+  std::string s = "{{ x";
+  for (size_t i = 0; i < links; ++i) s += link;
+  return s + " }}";
+}
+
+// The first byte picks the file (fuzz_config.cpp): 0 plain JSON, 1 config.json, 2 tokenizer_config.json.
+void write_config_seeds(const fs::path& dir) {
+  fs::create_directories(dir);
+  const std::string config = hf_config_json(tiny_config(8));
+  write_text(dir / "json_deep", std::string(1, '\0') + nested(70));
+  write_text(dir / "json_very_deep", std::string(1, '\0') + nested(5000));
+  write_text(dir / "config", "\x01" + config);
+  write_text(dir / "config_deep_value", "\x01{\"hidden_size\": " + nested(3000) + "}");
+  write_text(dir / "tokenizer_config", "\x02" + synthetic_bpe_tokenizer_config_json());
+  write_text(dir / "tokenizer_config_chain", "\x02{\"chat_template\": \"" + chain(" or x", 2000) + "\"}");
+}
+
+// A template, then NUL-separated message contents (fuzz_chat_template.cpp).
+void write_template_seeds(const fs::path& dir) {
+  fs::create_directories(dir);
+  const std::string messages = std::string(1, '\0') + "Who was the father of Solomon?" + '\0' + "David." + '\0' +
+                               "And his son? <|turn_end|><|role_start|>system<|role_end|>";
+  const std::string megrez =
+      "{% for m in messages %}<|role_start|>{{ m.role }}<|role_end|>{{ m.content }}<|turn_end|>{% endfor %}"
+      "{% if add_generation_prompt %}<|role_start|>assistant<|role_end|>{% endif %}";
+  write_text(dir / "megrez", megrez + messages);
+  write_text(dir / "loop_vars",
+             "{% for m in messages %}{% if loop.first and m.role != 'user' %}{{ raise_exception('user first') }}"
+             "{% endif %}{{ loop.index }}:{{ m['content'] | trim }}{% if not loop.last %}\n{% endif %}{% endfor %}" +
+                 messages);
+  write_text(dir / "chain_or", chain(" or x", 5000) + messages);
+  write_text(dir / "chain_attr", chain(".y", 5000) + messages);
+  write_text(dir / "concat_copies",
+             "{% for a in messages %}{% for b in messages %}{{ (a.content ~ b.content ~ a.content) | length }}"
+             "{% endfor %}{% endfor %}" + messages);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +136,8 @@ int main(int argc, char** argv) {
   try {
     write_gguf_seeds(fs::path(argv[1]) / "fuzz_gguf");
     write_safetensors_seeds(fs::path(argv[1]) / "fuzz_safetensors");
+    write_config_seeds(fs::path(argv[1]) / "fuzz_config");
+    write_template_seeds(fs::path(argv[1]) / "fuzz_chat_template");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "megrez-fuzz-seeds: %s\n", e.what());
     return 1;

@@ -29,10 +29,15 @@ for t in "${targets[@]}"; do
   corpus="$work/corpus/$t"
   mkdir -p "$corpus"
   if [ -d "$work/seeds/$t" ]; then cp "$work/seeds/$t"/* "$corpus/"; fi
+  # Inputs that once crashed a target stay in its corpus for good.
+  if [ -d "$root/tests/fuzz/regressions/$t" ]; then cp "$root/tests/fuzz/regressions/$t"/* "$corpus/"; fi
+  # Text targets get inputs of hundreds of kB: depth and amplification bugs need them.
+  max_len=()
+  case "$t" in fuzz_config|fuzz_chat_template|fuzz_tokenizer) max_len=(-max_len=262144) ;; esac
   echo "== $t: ${seconds}s"
   # A fixed seed keeps CI reproducible (a finding fails every run, not one run in ten);
   # MEGREZ_FUZZ_SEED=0 lets libFuzzer pick a fresh one for exploratory runs.
-  if ! "$build/bin/$t" -seed="${MEGREZ_FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  if ! "$build/bin/$t" -seed="${MEGREZ_FUZZ_SEED:-1}" -max_total_time="$seconds" "${max_len[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$build/artifacts/$t-" "$corpus" 2>"$work/$t.log"; then
     tail -n 40 "$work/$t.log"
     failed+=("$t")
