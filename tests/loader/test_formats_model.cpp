@@ -374,7 +374,9 @@ TEST_CASE("GGUF: hostile model files") {
   TempDir dir;
   const ModelConfig cfg = synthetic_config();
   write_synthetic_gguf(dir / "good.gguf", cfg, DType::F32);
-  const GgufContents good = parse_gguf(formats_test::read_bytes(dir / "good.gguf"), "good");
+  // The parsed tensors point into these bytes: they must outlive `good`.
+  const std::vector<uint8_t> good_bytes = formats_test::read_bytes(dir / "good.gguf");
+  const GgufContents good = parse_gguf(good_bytes, "good");
   // Rewrite the file with one tensor changed (or dropped, or added).
   auto rewrite = [&](const std::function<bool(const GgufTensorInfo&, GgufWriter&)>& edit) {
     GgufWriter w;
