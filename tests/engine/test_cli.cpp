@@ -170,7 +170,7 @@ TEST_CASE("engine flags fill EngineOptions; bad values are usage errors naming t
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {{"--stream", "sometimes"}, "--stream expects auto, resident, prefetch or ondemand, got 'sometimes'"},
       {{"--storage-bw", "fast"}, "--storage-bw expects a number, got 'fast'"},
-      {{"--storage-bw", "-1"}, "--storage-bw expects a bandwidth in GB/s (0 = unthrottled), got '-1'"},
+      {{"--storage-bw", "-1"}, "--storage-bw expects a bandwidth in GB/s, 0 (unthrottled) or at least 0.001, got '-1'"},
       {{"--expert-budget", "half"}, "--expert-budget: expert budget 'half': expected a share"},
       {{"--expert-budget", "150%"}, "--expert-budget: expert budget 150% is more than 100%"},
       {{"--expert-budget", "12parsecs"}, "expected a share of the routed experts"},
