@@ -11,32 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_common.h"
 #include "loader/chat/chat.h"
 #include "loader/chat/chat_template.h"
 #include "loader/error.h"
 #include "loader/tokenizer/tokenizer.h"
-
-namespace {
-
-std::string read_fixture(const char* name) {
-  std::string path = std::string(MEGREZ_SOURCE_DIR) + "/tests/data/tokenizers/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "fuzz_chat_template: missing fixture %s\n", path.c_str());
-    std::abort();
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-const megrez::Tokenizer& bpe() {
-  static auto t = megrez::Tokenizer::from_hf_json(read_fixture("bpe_qwen2.tokenizer.json"),
-                                                  read_fixture("bpe_qwen2.tokenizer_config.json"));
-  return *t;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -53,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const megrez::jinja::Unsupported&) {
   }
   try {
-    const megrez::ChatFormat chat(bpe(), source);
+    const megrez::ChatFormat chat(fuzz::bpe_fixture(), source);
     const megrez::ChatPrompt prompt = chat.prompt(messages, true);
     for (size_t i = 1; i < prompt.literal.size(); ++i)
       if (prompt.literal[i].begin < prompt.literal[i - 1].end) std::abort();  // sorted, disjoint

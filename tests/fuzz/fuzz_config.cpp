@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "fuzz_common.h"
 #include "loader/chat/chat.h"
 #include "loader/chat/chat_template.h"
 #include "loader/error.h"
@@ -18,18 +19,6 @@
 #include "loader/tokenizer/tokenizer.h"
 
 namespace {
-
-std::string read_fixture(const char* name) {
-  std::string path = std::string(MEGREZ_SOURCE_DIR) + "/tests/data/tokenizers/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "fuzz_config: missing fixture %s\n", path.c_str());
-    std::abort();
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void fuzz_json(std::string_view text) {
   try {
@@ -49,7 +38,7 @@ void fuzz_hf_config(std::string_view text) {
 }
 
 void fuzz_tokenizer_config(std::string_view text) {
-  static const std::string tokenizer_json = read_fixture("bpe_qwen2.tokenizer.json");
+  static const std::string tokenizer_json = fuzz::read_fixture("bpe_qwen2.tokenizer.json");
   try {
     const std::string chat_template = megrez::chat_template_from_config(text);
     if (!chat_template.empty()) (void)megrez::jinja::Template(chat_template);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_common.h"
 #include "loader/chat/chat_template.h"
 #include "loader/error.h"
 #include "loader/tokenizer/byte_level.h"
@@ -24,26 +25,8 @@
 
 namespace {
 
-std::string read_fixture(const char* name) {
-  std::string path = std::string(MEGREZ_SOURCE_DIR) + "/tests/data/tokenizers/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "fuzz_tokenizer: missing fixture %s\n", path.c_str());
-    std::abort();
-  }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-const megrez::Tokenizer& bpe() {
-  static auto t = megrez::Tokenizer::from_hf_json(read_fixture("bpe_qwen2.tokenizer.json"),
-                                                  read_fixture("bpe_qwen2.tokenizer_config.json"));
-  return *t;
-}
-
 const megrez::Tokenizer& spm() {
-  static auto t = megrez::Tokenizer::from_sentencepiece(read_fixture("spm_kjv.model"));
+  static auto t = megrez::Tokenizer::from_sentencepiece(fuzz::read_fixture("spm_kjv.model"));
   return *t;
 }
 
@@ -122,8 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view payload(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 5) {
     case 0:
-      round_trip(bpe(), payload, true);
-      decode_arbitrary_ids(bpe(), payload);
+      round_trip(fuzz::bpe_fixture(), payload, true);
+      decode_arbitrary_ids(fuzz::bpe_fixture(), payload);
       break;
     case 1:
       // SentencePiece round-trips valid UTF-8 except NUL and its own whitespace meta-symbol
