@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "loader/error.h"
+#include "loader/log.h"
 #include "loader/tokenizer/tokenizer_internal.h"
 
 namespace megrez {
@@ -71,7 +72,7 @@ void warn_once(bool& flag, const std::string& message) {
   std::lock_guard lock(mutex);
   if (flag) return;
   flag = true;
-  std::fprintf(stderr, "megrez: warning: %s\n", message.c_str());
+  log_warning(message);
 }
 
 void check_token_id(int32_t id, int32_t vocab_size) {

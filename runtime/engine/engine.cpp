@@ -43,7 +43,7 @@ uint32_t choose_context(const ModelConfig& config, uint32_t requested) {
   if (requested == 0) return uint32_t(std::min<int64_t>(model_max, kDefaultContext));
   if (requested > model_max) {
     throw Error("context of " + std::to_string(requested) + " tokens exceeds the model's max_position_embeddings (" +
-                std::to_string(model_max) + ")");
+                std::to_string(model_max) + ")", ErrorKind::InvalidArgument);
   }
   return requested;
 }
@@ -74,7 +74,7 @@ uint64_t device_memory_bytes(const Context& ctx) {
 
 // Limits of the GPU kernels that a valid config can still exceed.
 void check_supported(const ModelConfig& c, const std::string& path) {
-  auto unsupported = [&](const std::string& what) { throw Error("model " + path + ": " + what); };
+  auto unsupported = [&](const std::string& what) { throw Error("model " + path + ": " + what, ErrorKind::Model); };
   if (c.head_dim % 2 != 0) unsupported("head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
   if (c.n_routed_experts > ROUTER_MAX_EXPERTS || c.n_routed_experts > MOE_SORT_MAX_EXPERTS) {
     unsupported(std::to_string(c.n_routed_experts) + " routed experts per pool; the GPU router handles at most " +
@@ -88,6 +88,14 @@ void check_supported(const ModelConfig& c, const std::string& path) {
 
 }  // namespace
 
+// One token stream: its KV cache, how many rows hold tokens, and its sampler.
+struct Sequence {
+  std::unique_ptr<KvCache> cache;
+  uint32_t position = 0;
+  Sampler sampler;
+  bool sampler_seeded = false;
+};
+
 struct Engine::Impl {
   std::unique_ptr<Model> model;
   std::unique_ptr<Context> owned_context;
@@ -96,7 +104,11 @@ struct Engine::Impl {
   uint32_t context_length = 0, chunk = 0;
   // Device state; declared after the context so it is destroyed first.
   std::unique_ptr<DeviceWeights> weights;
-  std::unique_ptr<KvCache> cache;
+  std::vector<std::unique_ptr<Sequence>> sequences;  // by SequenceId; null once removed
+  Sequence* seq = nullptr;                           // the selected one
+  SequenceId selected = 0;
+  KvType kv_type = KvType::F16;
+  uint64_t memory_available = 0;                     // heap or the memory limit
   std::unique_ptr<Activations> act;
   std::unique_ptr<Forward> forward;
   std::unique_ptr<CommandBuffer> cmd;
@@ -105,9 +117,6 @@ struct Engine::Impl {
   StreamerOptions streaming;              // Prefetch / OnDemand only
   std::unique_ptr<ExpertStreamer> streamer;
   bool streaming_failed = false;          // a streaming pass threw: the cache is not trusted
-  Sampler sampler;
-  bool sampler_seeded = false;
-  uint32_t position = 0;
   EngineStats stats;
 
   Impl(std::unique_ptr<Model> m, std::unique_ptr<Context> owned, Context& c)
@@ -117,6 +126,7 @@ struct Engine::Impl {
   void check_fits_device(const EngineOptions& options) const;
   void warm_up();
   void check_tokens(std::span<const int32_t> ids, const char* what) const;
+  void select(SequenceId id);
   // Ids generation may choose: those the tokenizer can decode. Megrez2's embedding has
   // 128,880 rows, more than its tokenizer defines; a padded id would end a stream mid-way.
   uint32_t sampleable_vocab() const {
@@ -183,7 +193,7 @@ void Engine::Impl::check_fits_device(const EngineOptions& options) const {
   const uint64_t cache_bytes = KvCache::bytes_needed(config, context_length, to_kv_type(options.kv_type));
   const uint64_t act_bytes = Activations::bytes_needed(ctx, config, chunk, context_length);
   const uint64_t heap = device_memory_bytes(ctx);
-  const uint64_t available = options.memory_limit ? std::min(options.memory_limit, heap) : heap;
+  const uint64_t available = memory_available;
   if (weight_bytes + cache_bytes + act_bytes > available) {
     throw Error("model " + model->path() + " needs " + format_bytes(weight_bytes + cache_bytes + act_bytes) +
                 " of device memory (weights " + format_bytes(weight_bytes) + ", KV cache " + format_bytes(cache_bytes) +
@@ -191,7 +201,8 @@ void Engine::Impl::check_fits_device(const EngineOptions& options) const {
                 ") but " + ctx.info().name() + " has " + format_bytes(available) +
                 (available < heap ? " (the memory limit given)" : "") +
                 "; use a smaller weight type, a shorter context, an f16 KV cache" +
-                (resident ? std::string(" or an expert budget (streaming)") : std::string(" or a smaller expert budget")));
+                (resident ? std::string(" or an expert budget (streaming)") : std::string(" or a smaller expert budget")),
+                ErrorKind::OutOfMemory);
   }
 }
 
@@ -207,18 +218,27 @@ void Engine::Impl::warm_up() {
 }
 
 void Engine::Impl::check_tokens(std::span<const int32_t> ids, const char* what) const {
-  if (ids.empty()) throw Error(std::string(what) + ": no tokens");
+  if (ids.empty()) throw Error(std::string(what) + ": no tokens", ErrorKind::InvalidArgument);
   for (int32_t id : ids) {
     if (id < 0 || id >= config.vocab_size) {
       throw Error(std::string(what) + ": token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                  std::to_string(config.vocab_size - 1) + ")");
+                  std::to_string(config.vocab_size - 1) + ")", ErrorKind::InvalidArgument);
     }
   }
-  if (uint64_t(position) + ids.size() > context_length) {
+  if (uint64_t(seq->position) + ids.size() > context_length) {
     throw Error(std::string(what) + ": " + std::to_string(ids.size()) + " tokens at position " +
-                std::to_string(position) + " do not fit the context of " + std::to_string(context_length) +
-                " tokens (choose a longer context or a shorter prompt)");
+                std::to_string(seq->position) + " do not fit the context of " + std::to_string(context_length) +
+                " tokens (choose a longer context or a shorter prompt)", ErrorKind::ContextFull);
   }
+}
+
+void Engine::Impl::select(SequenceId id) {
+  if (id >= sequences.size() || !sequences[id]) {
+    throw Error("no sequence " + std::to_string(id), ErrorKind::InvalidArgument);
+  }
+  selected = id;
+  seq = sequences[id].get();
+  forward->set_cache(*seq->cache);
 }
 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
@@ -234,7 +254,7 @@ void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
     try {
       CommandBuffer& first = streamer->begin_pass();
       if (stages) stages->reset(first);
-      streamer->finish_pass(forward->record(first, position, uint32_t(ids.size()), out, streamer.get()));
+      streamer->finish_pass(forward->record(first, seq->position, uint32_t(ids.size()), out, streamer.get()));
     } catch (...) {
       try {
         streamer->recover();
@@ -247,17 +267,21 @@ void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
   } else {
     cmd->begin();
     if (stages) stages->reset(*cmd);
-    forward->record(*cmd, position, uint32_t(ids.size()), out);
+    forward->record(*cmd, seq->position, uint32_t(ids.size()), out);
     cmd->submit_and_wait();
   }
   if (stages) stages->collect();
-  position += uint32_t(ids.size());
+  seq->position += uint32_t(ids.size());
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 namespace {
+
+void progress(const EngineOptions& options, float fraction, std::string_view stage) {
+  if (options.on_progress) options.on_progress(fraction, stage);
+}
 
 // Opens, checks and uploads; `owned` is null when the caller lends `ctx`.
 std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
@@ -266,20 +290,36 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
   m->chunk = choose_chunk(ctx, options.chunk, m->context_length);
-  m->choose_streaming(options);
+  m->kv_type = to_kv_type(options.kv_type);
+  const uint64_t heap = device_memory_bytes(ctx);
+  m->memory_available = options.memory_limit ? std::min(options.memory_limit, heap) : heap;
+  try {
+    m->choose_streaming(options);
+  } catch (const Error& e) {  // every problem there is an option value
+    if (e.kind() != ErrorKind::General) throw;
+    throw Error(e.what(), ErrorKind::InvalidArgument);
+  }
   m->check_fits_device(options);
   const bool resident = m->mode == StreamMode::Resident;
+  progress(options, 0.1f, "weights");
   m->weights = std::make_unique<DeviceWeights>(ctx, m->config, m->model->weights(), resident);
-  m->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, to_kv_type(options.kv_type));
+  progress(options, 0.8f, "kv cache");
+  m->sequences.push_back(std::make_unique<Sequence>());
+  m->sequences[0]->cache = std::make_unique<KvCache>(ctx, m->config, m->context_length, m->kv_type);
   m->act = std::make_unique<Activations>(ctx, m->config, m->chunk, m->context_length);
   if (!resident) {
     m->streamer = std::make_unique<ExpertStreamer>(ctx, m->config, m->model->weights(), *m->act,
                                                    m->streaming);
     m->stats.expert_cache_bytes = uint64_t(m->streaming.slots) * expert_slot_stride(m->model->weights());
   }
-  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->cache, *m->act, m->sampleable_vocab());
+  m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->sequences[0]->cache, *m->act,
+                                         m->sampleable_vocab());
+  m->select(0);
   m->cmd = std::make_unique<CommandBuffer>(ctx);
+  progress(options, 0.85f, "pipelines");
+  const Clock::time_point pipelines_start = Clock::now();
   m->warm_up();
+  m->stats.pipeline_seconds = seconds_since(pipelines_start);
   if (options.profile_stages) {  // after the warm-up, which records without a profiler reset
     uint32_t scopes = Forward::max_stage_scopes(m->config);
     if (m->streamer) {  // every cut of the pass reopens the open stage in the next submission
@@ -290,30 +330,49 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
     m->forward->set_stage_profiler(m->stages.get());
   }
   m->stats.weight_bytes = m->weights->bytes();
-  m->stats.kv_cache_bytes = m->cache->bytes();
+  m->stats.kv_cache_bytes = m->seq->cache->bytes();
   m->stats.activation_bytes = Activations::bytes_needed(ctx, m->config, m->chunk, m->context_length);
   m->stats.load_seconds = seconds_since(start);
+  progress(options, 1.0f, "ready");
   return m;
+}
+
+// Model::open's errors are the model's (a missing file is a bad path, not a device problem).
+std::unique_ptr<Model> open_model(const std::string& path, const EngineOptions& options) {
+  progress(options, 0.0f, "opening");
+  try {
+    return Model::open(path);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::General) throw;
+    throw Error(e.what(), ErrorKind::Model);
+  }
 }
 
 }  // namespace
 
 std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options) {
   const Clock::time_point start = Clock::now();
-  std::unique_ptr<Model> model = Model::open(path);  // file errors come before any Vulkan work
+  std::unique_ptr<Model> model = open_model(path, options);  // file errors come before any Vulkan work
+  progress(options, 0.05f, "device");
   ContextOptions context_options;
   context_options.device = options.device;
   context_options.profile = options.profile;
   context_options.validation = options.validation;
   context_options.pipeline_cache = options.pipeline_cache;
-  auto context = std::make_unique<Context>(context_options);
+  std::unique_ptr<Context> context;
+  try {
+    context = std::make_unique<Context>(context_options);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::General) throw;
+    throw Error(e.what(), ErrorKind::Device);
+  }
   Context& ctx = *context;
   return std::unique_ptr<Engine>(new Engine(build(std::move(model), std::move(context), ctx, options, start)));
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& path, const EngineOptions& options, Context& context) {
   const Clock::time_point start = Clock::now();
-  std::unique_ptr<Model> model = Model::open(path);
+  std::unique_ptr<Model> model = open_model(path, options);
   return std::unique_ptr<Engine>(new Engine(build(std::move(model), nullptr, context, options, start)));
 }
 
@@ -389,16 +448,17 @@ int32_t Engine::decode_greedy(int32_t id) {
 
 int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history) {
   Impl& m = *impl_;
-  if (!m.sampler_seeded || m.sampler.seed() != options.seed) {
-    m.sampler.reseed(options.seed);
-    m.sampler_seeded = true;
+  Sequence& s = *m.seq;
+  if (!s.sampler_seeded || s.sampler.seed() != options.seed) {
+    s.sampler.reseed(options.seed);
+    s.sampler_seeded = true;
   }
   const size_t sampleable = m.sampleable_vocab();
-  if (logits.size() <= sampleable) return m.sampler.sample(logits, options, history);
+  if (logits.size() <= sampleable) return s.sampler.sample(logits, options, history);
   // Padded ids get no probability at all (-inf survives temperature, penalties and top-p).
   std::vector<float> masked(logits.begin(), logits.end());
   std::fill(masked.begin() + std::ptrdiff_t(sampleable), masked.end(), -std::numeric_limits<float>::infinity());
-  return m.sampler.sample(masked, options, history);
+  return s.sampler.sample(masked, options, history);
 }
 
 StreamMode Engine::stream_mode() const { return impl_->mode; }
@@ -419,8 +479,51 @@ void Engine::reset_stream_stats() {
   impl_->stats.stream = {};
 }
 
-void Engine::reset() { impl_->position = 0; }
-uint32_t Engine::position() const { return impl_->position; }
+void Engine::reset() { impl_->seq->position = 0; }
+uint32_t Engine::position() const { return impl_->seq->position; }
+
+void Engine::rewind(uint32_t position) {
+  if (position > impl_->seq->position) {
+    throw Error("cannot rewind to position " + std::to_string(position) + ": the sequence holds " +
+                std::to_string(impl_->seq->position) + " tokens", ErrorKind::InvalidArgument);
+  }
+  impl_->seq->position = position;  // rows past it are rewritten before attention reads them
+}
+
+Engine::SequenceId Engine::add_sequence() {
+  Impl& m = *impl_;
+  const uint64_t in_use = m.stats.weight_bytes + m.stats.expert_cache_bytes + m.stats.activation_bytes +
+                          m.stats.kv_cache_bytes;
+  const uint64_t need = KvCache::bytes_needed(m.config, m.context_length, m.kv_type);
+  if (in_use + need > m.memory_available) {
+    throw Error("another sequence needs a KV cache of " + format_bytes(need) + " but " + format_bytes(in_use) +
+                " of the " + format_bytes(m.memory_available) + " of device memory are in use; use a shorter context",
+                ErrorKind::OutOfMemory);
+  }
+  auto seq = std::make_unique<Sequence>();
+  seq->cache = std::make_unique<KvCache>(m.ctx, m.config, m.context_length, m.kv_type);
+  m.stats.kv_cache_bytes += seq->cache->bytes();
+  for (SequenceId id = 1; id < m.sequences.size(); ++id) {
+    if (!m.sequences[id]) {
+      m.sequences[id] = std::move(seq);
+      return id;
+    }
+  }
+  m.sequences.push_back(std::move(seq));
+  return SequenceId(m.sequences.size() - 1);
+}
+
+void Engine::remove_sequence(SequenceId id) {
+  Impl& m = *impl_;
+  if (id == 0) throw Error("sequence 0 cannot be removed", ErrorKind::InvalidArgument);
+  if (id >= m.sequences.size() || !m.sequences[id]) throw Error("no sequence " + std::to_string(id), ErrorKind::InvalidArgument);
+  if (m.selected == id) m.select(0);
+  m.stats.kv_cache_bytes -= m.sequences[id]->cache->bytes();
+  m.sequences[id].reset();
+}
+
+void Engine::select_sequence(SequenceId id) { impl_->select(id); }
+Engine::SequenceId Engine::selected_sequence() const { return impl_->selected; }
 const EngineStats& Engine::stats() const { return impl_->stats; }
 
 std::vector<StageTiming> Engine::stage_timings() const {

@@ -13,6 +13,7 @@
 //   int32_t id = sampler.sample(logits, {.temperature = 0.7f, .top_p = 0.9f}, prompt);
 //   logits = engine->decode(id);                                   // next position
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -82,6 +83,9 @@ struct EngineOptions {
 
   std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
   std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)
+  // Called on the loading thread as loading proceeds: fraction 0..1 and the stage
+  // ("opening", "device", "weights", "kv cache", "pipelines", "ready"); fraction 1 once.
+  std::function<void(float fraction, std::string_view stage)> on_progress;
 };
 
 // GPU time of one stage of the forward pass, summed over every pass since the engine loaded
@@ -97,6 +101,7 @@ struct StageTiming {
 
 struct EngineStats {
   double load_seconds = 0;          // open + upload + pipeline warm-up
+  double pipeline_seconds = 0;      // of which building pipelines (the pipeline cache shortens it)
   uint64_t prefill_tokens = 0;
   double prefill_seconds = 0;
   uint64_t decode_tokens = 0;
@@ -109,7 +114,7 @@ struct EngineStats {
   double decode_tokens_per_second() const { return decode_seconds > 0 ? decode_tokens / decode_seconds : 0; }
 };
 
-// One sequence at a time, used from one thread at a time.
+// Used from one thread at a time (callers serialise; the C API does it for its sessions).
 class Engine {
  public:
   // Opens `path` (Hugging Face directory or .gguf) and uploads every weight to the device.
@@ -155,7 +160,22 @@ class Engine {
   const StreamStats& last_pass_stream_stats() const;
   void reset_stream_stats();
 
+  // Sequences: independent token streams over the same weights and expert cache, each with its
+  // own KV cache of context_length() positions, position and sampler (several chats or server
+  // slots on one loaded model). Sequence 0 exists from load; prefill, decode, sample,
+  // position, reset and rewind act on the selected one.
+  using SequenceId = uint32_t;
+  // A new, empty sequence; Error (ErrorKind::OutOfMemory) when its KV cache does not fit the
+  // device memory left (or the memory limit).
+  SequenceId add_sequence();
+  void remove_sequence(SequenceId id);  // frees its KV cache; not 0; selects 0 if it was selected
+  void select_sequence(SequenceId id);  // Error (InvalidArgument) for an unknown id
+  SequenceId selected_sequence() const;
+
   void reset();                     // forget the sequence (position 0); weights stay loaded
+  // Keeps the first `position` tokens of the sequence and forgets the rest (position must not
+  // exceed position()): a prompt sharing a prefix with what the cache holds feeds only the rest.
+  void rewind(uint32_t position);
   uint32_t position() const;        // tokens in the KV cache
   const EngineStats& stats() const;
   // Per-stage totals in first-recorded order; empty unless options.profile_stages.

@@ -74,7 +74,7 @@ uint64_t expert_bytes_read(const DeviceExpertPool& p, uint64_t entries) {
 
 Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act,
                  uint32_t argmax_vocab)
-    : c_(config), model_(model), cache_(cache), act_(act), argmax_vocab_(argmax_vocab) {}
+    : c_(config), model_(model), cache_(&cache), act_(act), argmax_vocab_(argmax_vocab) {}
 
 // Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
 // then embed, final norm, lm_head, read-back.
@@ -115,8 +115,8 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     linear(*cmd, layer.wv, a.h, a.v, T, false);                                       sync(*cmd);
     // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
     record_rope(*cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
-    record_kv_store(*cmd, a.k, a.v, model_.rope_table, cache_.keys(size_t(i)), cache_.values(size_t(i)),
-                    {cache_.type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(*cmd);
+    record_kv_store(*cmd, a.k, a.v, model_.rope_table, cache_->keys(size_t(i)), cache_->values(size_t(i)),
+                    {cache_->type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(*cmd);
     // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
     attention(*cmd, i, pos0, T);                                                      sync(*cmd);
     // x = x + a Wo^T
@@ -205,15 +205,15 @@ void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32
   const AttentionShape shape{uint32_t(c_.num_attention_heads), uint32_t(c_.num_key_value_heads),
                              uint32_t(c_.head_dim)};
   const float scale = float(1.0 / std::sqrt(double(c_.head_dim)));
-  const BufferRange& keys = cache_.keys(size_t(layer));
-  const BufferRange& values = cache_.values(size_t(layer));
+  const BufferRange& keys = cache_->keys(size_t(layer));
+  const BufferRange& values = cache_->values(size_t(layer));
   if (T == 1) {
     record_attention_decode(cmd, act_.q, keys, values, act_.partials, act_.attn,
-                            DecodeArgs{shape, cache_.type(), pos0 + 1, 0, 0, scale});
+                            DecodeArgs{shape, cache_->type(), pos0 + 1, 0, 0, scale});
   } else {
     const uint32_t row = shape.q_heads * shape.head_dim;
     record_attention_prefill(cmd, act_.q, keys, values, act_.attn,
-                             PrefillArgs{shape, cache_.type(), T, pos0, 0, row, row, scale});
+                             PrefillArgs{shape, cache_->type(), T, pos0, 0, row, row, scale});
   }
 }
 

@@ -65,6 +65,8 @@ class Forward {
   // Optional per-stage timestamps (null: none). The caller resets the profiler in each
   // recording and collects after the submission; max_stage_scopes() sizes it.
   void set_stage_profiler(StageProfiler* profiler) { stages_ = profiler; }
+  // The KV cache passes read and write: each engine sequence has its own (same shape).
+  void set_cache(const KvCache& cache) { cache_ = &cache; }
   static uint32_t max_stage_scopes(const ModelConfig& config);
 
  private:
@@ -82,7 +84,7 @@ class Forward {
 
   const ModelConfig& c_;
   const DeviceWeights& model_;
-  const KvCache& cache_;
+  const KvCache* cache_;
   Activations& act_;
   uint32_t argmax_vocab_;
   StageProfiler* stages_ = nullptr;

@@ -41,12 +41,12 @@ void apply_repeat_penalty(std::vector<float>& logits, const SamplerOptions& o, s
 }  // namespace
 
 void validate(const SamplerOptions& o) {
-  if (!std::isfinite(o.temperature)) throw Error("sampler: temperature must be finite");
+  if (!std::isfinite(o.temperature)) throw Error("sampler: temperature must be finite", ErrorKind::InvalidArgument);
   if (!(o.top_p > 0.0f) || std::isnan(o.top_p)) {
-    throw Error("sampler: top-p must be in (0, 1], got " + std::to_string(o.top_p));
+    throw Error("sampler: top-p must be in (0, 1], got " + std::to_string(o.top_p), ErrorKind::InvalidArgument);
   }
   if (!(o.repeat_penalty > 0.0f) || !std::isfinite(o.repeat_penalty)) {
-    throw Error("sampler: repeat penalty must be positive, got " + std::to_string(o.repeat_penalty));
+    throw Error("sampler: repeat penalty must be positive, got " + std::to_string(o.repeat_penalty), ErrorKind::InvalidArgument);
   }
 }
 

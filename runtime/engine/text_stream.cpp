@@ -41,4 +41,45 @@ std::string Utf8Stream::flush() {
   return rest;
 }
 
+StopSequences::StopSequences(std::vector<std::string> stops) {
+  for (std::string& stop : stops) {
+    if (!stop.empty()) stops_.push_back(std::move(stop));
+  }
+}
+
+std::string StopSequences::push(std::string_view text) {
+  if (matched_) return "";
+  if (stops_.empty()) return std::string(text);
+  held_.append(text);
+  // held_ never contains a whole stop sequence before this push, and is shorter than the
+  // longest one plus `text`: searching it all is linear in what was pushed.
+  size_t first = std::string::npos;
+  for (const std::string& stop : stops_) first = std::min(first, held_.find(stop));
+  if (first != std::string::npos) {
+    matched_ = true;
+    std::string shown = held_.substr(0, first);
+    held_.clear();
+    return shown;
+  }
+  // Keep the longest tail that is a proper prefix of a stop sequence.
+  size_t keep = 0;
+  for (const std::string& stop : stops_) {
+    for (size_t n = std::min(held_.size(), stop.size() - 1); n > keep; --n) {
+      if (std::string_view(held_).substr(held_.size() - n) == std::string_view(stop).substr(0, n)) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  std::string shown = held_.substr(0, held_.size() - keep);
+  held_.erase(0, held_.size() - keep);
+  return shown;
+}
+
+std::string StopSequences::flush() {
+  std::string rest;
+  if (!matched_) rest.swap(held_);
+  return rest;
+}
+
 }  // namespace megrez

@@ -5,6 +5,7 @@
 // and write what comes back.
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace megrez {
 
@@ -18,6 +19,25 @@ class Utf8Stream {
 
  private:
   std::string pending_;
+};
+
+// Stop sequences on streamed text: holds back the tail that could still begin one, so no part
+// of a stop sequence is ever shown, and reports when one completes. Work per push is bounded
+// by the sequences' total length, whatever the text.
+class StopSequences {
+ public:
+  explicit StopSequences(std::vector<std::string> stops);  // empty strings are ignored
+
+  // Appends `text`; returns what may be shown now. After a match, the text before the
+  // sequence is returned, matched() is true and everything else is dropped.
+  std::string push(std::string_view text);
+  std::string flush();  // the held-back tail when generation ends without a match
+  bool matched() const { return matched_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+  bool matched_ = false;
 };
 
 }  // namespace megrez

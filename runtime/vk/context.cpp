@@ -289,17 +289,24 @@ BlockingTransfers& Context::blocking_transfers() {
   return *transfers_;
 }
 
-std::vector<std::string> list_devices() {
+std::vector<DeviceInfo> query_devices() {
   load_vulkan();
   VkInstance instance = create_plain_instance(nullptr, {}, {});
-  std::vector<std::string> lines;
+  std::vector<DeviceInfo> devices;
   try {
-    for (const DeviceInfo& d : enumerate_devices(instance)) lines.push_back(describe_device(d));
+    devices = enumerate_devices(instance);
   } catch (...) {
     vkDestroyInstance(instance, nullptr);
     throw;
   }
   vkDestroyInstance(instance, nullptr);
+  for (DeviceInfo& d : devices) d.handle = VK_NULL_HANDLE;  // gone with the instance
+  return devices;
+}
+
+std::vector<std::string> list_devices() {
+  std::vector<std::string> lines;
+  for (const DeviceInfo& d : query_devices()) lines.push_back(describe_device(d));
   return lines;
 }
 

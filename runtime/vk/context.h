@@ -117,5 +117,7 @@ class Context {
 // One line per device ("0: llvmpipe (LLVM 15.0.6, 256 bits) [CPU, Vulkan 1.3.230]"), in the
 // order --device N indexes them.
 std::vector<std::string> list_devices();
+// The same devices' facts, through an instance of its own (their VkPhysicalDevice is null).
+std::vector<DeviceInfo> query_devices();
 
 }  // namespace megrez

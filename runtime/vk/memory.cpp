@@ -150,13 +150,12 @@ Arena::Block& Arena::add_block(VkDeviceSize min_size) {
     vkDestroyBuffer(ctx_.device(), block.buffer, nullptr);
     const auto& memory = ctx_.info().memory;
     const uint32_t heap = memory.memoryTypes[memory_type_].heapIndex;
-    std::string why = result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY
-                          ? "out of memory"
-                          : vk_result_name(result);
+    const bool oom = result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY;
+    const std::string why = oom ? "out of memory" : vk_result_name(result);
     throw Error("arena '" + name_ + "': " + why + " allocating " + format_bytes(reqs.size) +
                 " (memory type " + std::to_string(memory_type_) + ", heap " + std::to_string(heap) + " of " +
                 format_bytes(memory.memoryHeaps[heap].size) + "; arena already holds " +
-                format_bytes(reserved()) + ")");
+                format_bytes(reserved()) + ")", oom ? ErrorKind::OutOfMemory : ErrorKind::Device);
   }
   try {
     vk_check(vkBindBufferMemory(ctx_.device(), block.buffer, block.memory, 0), "vkBindBufferMemory");

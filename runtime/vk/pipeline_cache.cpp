@@ -7,9 +7,54 @@
 #include <unistd.h>
 
 #include "runtime/vk/context.h"
+#include "loader/log.h"
+#include "runtime/vk/embedded_shaders.h"
 #include "runtime/vk/pipelines.h"
 
 namespace megrez {
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'E', 'G', 'R', 'E', 'Z', 'P', 'C'};
+constexpr uint32_t kFormatVersion = 1;
+struct Envelope {
+  char magic[8];
+  uint32_t version;
+  uint32_t reserved;
+  uint64_t payload_bytes;
+  uint64_t payload_fnv1a;
+  uint64_t shader_build;
+};
+static_assert(sizeof(Envelope) == 40);
+
+uint64_t fnv1a(std::span<const uint8_t> bytes, uint64_t hash = 0xcbf29ce484222325ull) {
+  for (uint8_t b : bytes) hash = (hash ^ b) * 0x100000001b3ull;
+  return hash;
+}
+
+}  // namespace
+
+uint64_t shader_build_hash() {
+  static const uint64_t hash = [] {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const EmbeddedShader& shader : embedded_shaders()) {
+      const std::string_view name(shader.name);
+      h = fnv1a({reinterpret_cast<const uint8_t*>(name.data()), name.size() + 1}, h);
+      h = fnv1a({reinterpret_cast<const uint8_t*>(shader.words), shader.word_count * 4}, h);
+    }
+    return h;
+  }();
+  return hash;
+}
+
+std::string pipeline_cache_file_name(const VkPhysicalDeviceProperties& props) {
+  char file[128];
+  uint32_t uuid = 0;  // the first 4 bytes of the UUID name it; the header check compares all 16
+  std::memcpy(&uuid, props.pipelineCacheUUID, sizeof uuid);
+  std::snprintf(file, sizeof file, "pipeline-cache-%04x-%04x-%08x-%08x-%016llx.bin", props.vendorID, props.deviceID,
+                props.driverVersion, uuid, static_cast<unsigned long long>(shader_build_hash()));
+  return file;
+}
 
 std::string default_pipeline_cache_path(const VkPhysicalDeviceProperties& props) {
   std::filesystem::path base;
@@ -20,10 +65,48 @@ std::string default_pipeline_cache_path(const VkPhysicalDeviceProperties& props)
   } else {
     return "";
   }
-  char file[96];
-  std::snprintf(file, sizeof file, "pipeline-cache-%04x-%04x-%08x.bin", props.vendorID, props.deviceID,
-                props.driverVersion);
-  return (base / "megrez" / file).string();
+  return (base / "megrez" / pipeline_cache_file_name(props)).string();
+}
+
+std::string resolve_pipeline_cache_path(const std::string& option, const VkPhysicalDeviceProperties& props) {
+  if (option == "off") return "";
+  if (option.empty()) return default_pipeline_cache_path(props);
+  std::error_code error;
+  if (option.back() == '/' || std::filesystem::is_directory(option, error)) {
+    return (std::filesystem::path(option) / pipeline_cache_file_name(props)).string();
+  }
+  return option;
+}
+
+std::vector<uint8_t> wrap_pipeline_cache(std::span<const uint8_t> driver_data) {
+  Envelope e{};
+  std::memcpy(e.magic, kMagic, sizeof kMagic);
+  e.version = kFormatVersion;
+  e.payload_bytes = driver_data.size();
+  e.payload_fnv1a = fnv1a(driver_data);
+  e.shader_build = shader_build_hash();
+  std::vector<uint8_t> file(sizeof e + driver_data.size());
+  std::memcpy(file.data(), &e, sizeof e);
+  if (!driver_data.empty()) std::memcpy(file.data() + sizeof e, driver_data.data(), driver_data.size());
+  return file;
+}
+
+std::string unwrap_pipeline_cache(std::span<const uint8_t> file, const VkPhysicalDeviceProperties& props,
+                                  std::span<const uint8_t>& driver_data) {
+  Envelope e;
+  if (file.size() < sizeof e) return "shorter than its header";
+  std::memcpy(&e, file.data(), sizeof e);
+  if (std::memcmp(e.magic, kMagic, sizeof kMagic) != 0) return "not a megrez pipeline cache";
+  if (e.version != kFormatVersion) return "format version " + std::to_string(e.version) + ", expected " +
+                                          std::to_string(kFormatVersion);
+  if (e.payload_bytes != file.size() - sizeof e) return "truncated or extended (size does not match its header)";
+  const std::span<const uint8_t> payload = file.subspan(sizeof e);
+  if (fnv1a(payload) != e.payload_fnv1a) return "corrupt (checksum mismatch)";
+  if (e.shader_build != shader_build_hash()) return "written by a build with other shaders";
+  const std::string problem = check_pipeline_cache_header(payload, props);
+  if (!problem.empty()) return problem;
+  driver_data = payload;
+  return "";
 }
 
 std::string check_pipeline_cache_header(std::span<const uint8_t> data, const VkPhysicalDeviceProperties& props) {
@@ -45,15 +128,16 @@ void PipelineRegistry::load_cache() {
   if (cache_path_.empty()) {
     cache_state_ = CacheState::Disabled;
   } else if (std::ifstream file{cache_path_, std::ios::binary}) {
-    data.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-    const std::string problem = check_pipeline_cache_header(data, ctx_.info().props);
+    std::vector<uint8_t> bytes(std::istreambuf_iterator<char>(file), {});
+    std::span<const uint8_t> driver_data;
+    const std::string problem = unwrap_pipeline_cache(bytes, ctx_.info().props, driver_data);
     if (problem.empty()) {
       cache_state_ = CacheState::Loaded;
-      cache_loaded_bytes_ = data.size();
+      cache_loaded_bytes_ = bytes.size();
+      data.assign(driver_data.begin(), driver_data.end());
     } else {
-      std::fprintf(stderr, "megrez: warning: ignoring pipeline cache %s: %s\n", cache_path_.c_str(), problem.c_str());
+      log_warning("ignoring pipeline cache " + cache_path_ + ": " + problem);
       cache_state_ = CacheState::Rejected;
-      data.clear();
     }
   } else {
     cache_state_ = CacheState::Missing;
@@ -72,6 +156,7 @@ bool PipelineRegistry::save_cache() {
   std::vector<uint8_t> data(size);
   vk_check(vkGetPipelineCacheData(ctx_.device(), cache_, &size, data.data()), "vkGetPipelineCacheData");
   data.resize(size);
+  data = wrap_pipeline_cache(data);
   namespace fs = std::filesystem;
   const fs::path path(cache_path_);
   // Unique temp name + rename: concurrent processes (parallel tests) never see a torn file.
@@ -86,7 +171,7 @@ bool PipelineRegistry::save_cache() {
   if (!error) fs::rename(temp, path, error);
   if (error) {
     fs::remove(temp, error);
-    std::fprintf(stderr, "megrez: warning: cannot write pipeline cache %s\n", cache_path_.c_str());
+    log_warning("cannot write pipeline cache " + cache_path_);
     return false;
   }
   cache_dirty_ = false;

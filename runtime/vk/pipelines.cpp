@@ -16,8 +16,7 @@ const EmbeddedShader* find_embedded_shader(std::string_view name) {
 }
 
 PipelineRegistry::PipelineRegistry(Context& ctx, const std::string& cache_path) : ctx_(ctx) {
-  cache_path_ = cache_path == "off" ? "" : cache_path.empty() ? default_pipeline_cache_path(ctx.info().props)
-                                                              : cache_path;
+  cache_path_ = resolve_pipeline_cache_path(cache_path, ctx.info().props);
   load_cache();
 }
 

@@ -79,8 +79,27 @@ class PipelineRegistry {
 // "" when it matches, else why not.
 std::string check_pipeline_cache_header(std::span<const uint8_t> data, const VkPhysicalDeviceProperties& props);
 
-// $XDG_CACHE_HOME or ~/.cache, /megrez/pipeline-cache-<vendor>-<device>-<driver>.bin; "" when
-// neither HOME nor XDG_CACHE_HOME is set.
+// The file a pipeline cache is kept in, keyed by the device, its driver and this library's
+// shaders: pipeline-cache-<vendor>-<device>-<driver>-<pipelineCacheUUID>-<shader build>.bin.
+std::string pipeline_cache_file_name(const VkPhysicalDeviceProperties& props);
+// $XDG_CACHE_HOME or ~/.cache, /megrez/<pipeline_cache_file_name>; "" when neither HOME nor
+// XDG_CACHE_HOME is set (Android: the app passes its cache directory instead).
 std::string default_pipeline_cache_path(const VkPhysicalDeviceProperties& props);
+// Where EngineOptions/ContextOptions::pipeline_cache points: "off" -> "" (no cache), "" -> the
+// default path, an existing directory (or a path ending in '/') -> that directory /
+// pipeline_cache_file_name, anything else -> that file.
+std::string resolve_pipeline_cache_path(const std::string& option, const VkPhysicalDeviceProperties& props);
+
+// 64-bit FNV-1a of every embedded SPIR-V module and its name: a cache written by a library
+// with other shaders is not used.
+uint64_t shader_build_hash();
+
+// The file format: a 40-byte envelope (magic "MEGREZPC", format version, payload bytes, FNV-1a
+// of the payload, shader_build_hash) and the driver's VkPipelineCache data. The checksum is
+// what keeps a corrupt or truncated file from ever reaching the driver.
+std::vector<uint8_t> wrap_pipeline_cache(std::span<const uint8_t> driver_data);
+// The driver data inside `file`, or why it cannot be used ("" when it can).
+std::string unwrap_pipeline_cache(std::span<const uint8_t> file, const VkPhysicalDeviceProperties& props,
+                                  std::span<const uint8_t>& driver_data);
 
 }  // namespace megrez

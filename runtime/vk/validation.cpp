@@ -1,4 +1,5 @@
 #include "runtime/vk/validation.h"
+#include "loader/log.h"
 
 #include <cstdio>
 
@@ -17,7 +18,7 @@ void ValidationLog::record(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                 VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT);
   const char* level = severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
   std::string line = std::string("vulkan ") + level + ": " + text;
-  if (print_ || !counted) std::fprintf(stderr, "%s\n", line.c_str());
+  if (print_ || !counted) log_line(line);
   if (!counted) return;
   std::lock_guard lock(mutex_);
   count_.fetch_add(1);

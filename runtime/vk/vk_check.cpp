@@ -36,7 +36,8 @@ void throw_vk_error(VkResult result, const char* call) {
   if (result == VK_ERROR_DEVICE_LOST) {
     message += "; the GPU driver reset the device (a kernel ran too long or faulted)";
   }
-  throw Error(message);
+  const bool oom = result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY;
+  throw Error(message, oom ? ErrorKind::OutOfMemory : ErrorKind::Device);
 }
 
 }  // namespace megrez

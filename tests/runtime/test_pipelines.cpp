@@ -64,6 +64,30 @@ TEST_CASE_FIXTURE(test::GpuTest, "pipelines are found by name and cached per spe
   CHECK_THROWS_AS(ctx.pipeline("copy", {{0, 1, 1}, {}}), Error);
 }
 
+namespace {
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, std::span<const uint8_t> bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A context on `path`: its cache state once loaded; it builds a pipeline and stays silent.
+PipelineRegistry::CacheState open_with(ContextOptions options, const std::string& path) {
+  options.pipeline_cache = path;
+  Context ctx(options);
+  const PipelineRegistry::CacheState state = ctx.pipelines().cache_state();
+  ctx.pipeline("copy");
+  test::check_no_validation_messages(ctx, 0);
+  return state;  // the destructor rewrites a valid cache
+}
+
+}  // namespace
+
 TEST_CASE("pipeline cache: written, reloaded, corrupt or foreign files ignored") {
   test::TempDir dir;
   const std::string path = (dir.path / "sub" / "cache.bin").string();
@@ -76,53 +100,71 @@ TEST_CASE("pipeline cache: written, reloaded, corrupt or foreign files ignored")
     CHECK(ctx.pipelines().save_cache());
     test::check_no_validation_messages(ctx, 0);
   }
-  std::ifstream file(path, std::ios::binary);
-  REQUIRE(file.good());
-  std::vector<uint8_t> data((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  REQUIRE(data.size() >= 32);
-  {
-    Context ctx(options);
-    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Loaded);
-    CHECK(ctx.pipelines().cache_loaded_bytes() == data.size());
-    CHECK(check_pipeline_cache_header(data, ctx.info().props).empty());
-    ctx.pipeline("copy");
-    test::check_no_validation_messages(ctx, 0);
-  }
-  // Another device's cache (vendor id changed) and a truncated file: ignored, not fatal.
-  std::vector<uint8_t> foreign = data;
+  const std::vector<uint8_t> file = read_bytes(path);
+  REQUIRE(file.size() >= 40 + 32);
+  Context probe(options);
+  const VkPhysicalDeviceProperties& props = probe.info().props;
+  CHECK(probe.pipelines().cache_state() == PipelineRegistry::CacheState::Loaded);
+  CHECK(probe.pipelines().cache_loaded_bytes() == file.size());
+  std::span<const uint8_t> driver;
+  REQUIRE(unwrap_pipeline_cache(file, props, driver).empty());
+  CHECK(driver.size() == file.size() - 40);
+  CHECK(check_pipeline_cache_header(driver, props).empty());
+  const std::vector<uint8_t> driver_data(driver.begin(), driver.end());
+
+  // Each damaged file: the reason, then a context that ignores it and still works.
+  auto rejected = [&](std::span<const uint8_t> bytes, const std::string& reason) {
+    std::span<const uint8_t> unused;
+    CHECK(unwrap_pipeline_cache(bytes, props, unused) == reason);
+    write_bytes(path, bytes);
+    CHECK(open_with(options, path) == PipelineRegistry::CacheState::Rejected);
+    CHECK(open_with(options, path) == PipelineRegistry::CacheState::Loaded);  // rewritten
+  };
+  std::vector<uint8_t> flipped = file;
+  flipped[file.size() - 1] ^= 0x40;
+  rejected(flipped, "corrupt (checksum mismatch)");
+  rejected(std::span(file).first(file.size() - 7), "truncated or extended (size does not match its header)");
+  rejected(std::span(file).first(20), "shorter than its header");
+  std::vector<uint8_t> garbage(4096);
+  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = uint8_t(i * 131 + 7);
+  rejected(garbage, "not a megrez pipeline cache");
+  // Well-formed envelopes around another device's or driver's data.
+  std::vector<uint8_t> foreign = driver_data;
   foreign[8] ^= 0xff;
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(foreign.data()),
-                                                               static_cast<std::streamsize>(foreign.size()));
-  {
-    Context ctx(options);
-    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Rejected);
-    CHECK(check_pipeline_cache_header(foreign, ctx.info().props) == "written for another device");
-    std::vector<uint8_t> uuid = data;
-    uuid[16] ^= 1;
-    CHECK(check_pipeline_cache_header(uuid, ctx.info().props) == "written by another driver version");
-    CHECK(check_pipeline_cache_header(std::span(data).first(31), ctx.info().props) ==
-          "shorter than a pipeline cache header");
-    ctx.pipeline("copy");  // still builds; the destructor rewrites a valid cache
-  }
-  {
-    Context ctx(options);
-    CHECK(ctx.pipelines().cache_state() == PipelineRegistry::CacheState::Loaded);
-  }
+  rejected(wrap_pipeline_cache(foreign), "written for another device");
+  std::vector<uint8_t> uuid = driver_data;
+  uuid[16] ^= 1;
+  rejected(wrap_pipeline_cache(uuid), "written by another driver version");
+  CHECK(check_pipeline_cache_header(std::span(driver_data).first(31), props) == "shorter than a pipeline cache header");
+  std::vector<uint8_t> other_shaders = file;
+  other_shaders[32] ^= 1;  // the shader build hash
+  rejected(other_shaders, "written by a build with other shaders");
+
+  // A directory: the cache is kept in it under the keyed file name.
+  const std::string in_dir = resolve_pipeline_cache_path(dir.path.string(), props);
+  CHECK(in_dir == (dir.path / pipeline_cache_file_name(props)).string());
+  CHECK(open_with(options, dir.path.string()) == PipelineRegistry::CacheState::Missing);
+  CHECK(open_with(options, dir.path.string()) == PipelineRegistry::CacheState::Loaded);
+  CHECK(resolve_pipeline_cache_path("off", props).empty());
+
   options.pipeline_cache = "off";
   Context off(options);
   CHECK(off.pipelines().cache_state() == PipelineRegistry::CacheState::Disabled);
   CHECK_FALSE(off.pipelines().save_cache());
 }
 
-TEST_CASE("default pipeline cache path names vendor, device and driver") {
+TEST_CASE("default pipeline cache path names vendor, device, driver and shader build") {
   VkPhysicalDeviceProperties props{};
   props.vendorID = 0x10de;
   props.deviceID = 0x2684;
   props.driverVersion = 0x87654321;
   const char* home = std::getenv("HOME");
   const char* xdg = std::getenv("XDG_CACHE_HOME");
+  props.pipelineCacheUUID[0] = 0xab;
   const std::string path = default_pipeline_cache_path(props);
-  CHECK(path.ends_with("/megrez/pipeline-cache-10de-2684-87654321.bin"));
+  char build[32];
+  std::snprintf(build, sizeof build, "%016llx", static_cast<unsigned long long>(shader_build_hash()));
+  CHECK(path.ends_with("/megrez/pipeline-cache-10de-2684-87654321-000000ab-" + std::string(build) + ".bin"));
   if (xdg && *xdg) {
     CHECK(path.rfind(xdg, 0) == 0);
   } else if (home && *home) {
