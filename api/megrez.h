@@ -95,7 +95,7 @@ typedef struct megrez_model_params {
   megrez_stream_mode stream;
   const char* pipeline_cache;   /* a file, a directory to keep it in (Android: the app's cache
                                    dir), "off", or NULL for the user cache folder */
-  int validation;               /* 1: Vulkan validation layer (debugging) */
+  int validation;               /* 1: Vulkan validation layer (debugging); 0: MEGREZ_VALIDATION=1 decides */
   megrez_progress_fn progress;  /* may be NULL */
   void* progress_user;
 } megrez_model_params;

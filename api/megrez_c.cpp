@@ -216,7 +216,7 @@ megrez_status megrez_model_load(const char* path, const megrez_model_params* par
                                             megrez::StreamMode::Prefetch, megrez::StreamMode::OnDemand};
     o.stream = modes[p.stream];
     if (p.pipeline_cache) o.pipeline_cache = p.pipeline_cache;
-    o.validation = p.validation != 0;
+    if (p.validation) o.validation = true;  // 0: the MEGREZ_VALIDATION environment variable decides
     if (p.progress) {
       o.on_progress = [&p](float fraction, std::string_view stage) {
         p.progress(fraction, std::string(stage).c_str(), p.progress_user);

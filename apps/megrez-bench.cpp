@@ -58,6 +58,8 @@ std::string usage() {
                         to resident), stall, hit rate and upload per token (and pp with -p)
   --budgets 100,50,25   expert budgets of --stream-sweep, percent of the routed experts
   --json                print JSON instead of markdown
+  --load N              load time instead of pp/tg: N pairs of a cold start (an empty pipeline
+                        cache) and a warm one (the cache the cold start wrote), alternating
   --perplexity FILE     perplexity of the text instead of pp/tg (non-overlapping --ctx windows)
   --max-tokens N        use only the first N tokens of the --perplexity text
   --help                this text
@@ -78,6 +80,7 @@ struct Args {
   bool json = false;
   std::string perplexity;
   uint64_t max_tokens = 0;
+  uint32_t load_pairs = 0;  // --load
   bool help = false;
 };
 
@@ -101,6 +104,12 @@ void check_args(const Args& a, bool model_given) {
   if (!a.perplexity.empty() && a.engine.profile_stages) throw UsageError("--stages applies to pp/tg, not --perplexity");
   if (a.max_tokens && a.perplexity.empty()) throw UsageError("--max-tokens applies to --perplexity");
   if (a.budgets_given && !a.stream_sweep) throw UsageError("--budgets applies to --stream-sweep");
+  if (a.load_pairs && (a.stream_sweep || !a.perplexity.empty())) {
+    throw UsageError("--load cannot be combined with --stream-sweep or --perplexity");
+  }
+  if (a.load_pairs && !a.engine.pipeline_cache.empty()) {
+    throw UsageError("--load chooses the pipeline cache itself (a temporary directory)");
+  }
   if (!a.stream_sweep) return;
   if (!a.perplexity.empty()) throw UsageError("--stream-sweep measures pp/tg, not --perplexity");
   if (a.n == 0) throw UsageError("--stream-sweep measures text generation: give -n above 0");
@@ -139,6 +148,10 @@ Args parse_args(int argc, char** argv) {
     } else if (flag == "--json") a.json = true;
     else if (flag == "--perplexity") a.perplexity = args.value();
     else if (flag == "--max-tokens") a.max_tokens = parse_flag_number<uint64_t>(flag, args.value());
+    else if (flag == "--load") {
+      a.load_pairs = parse_flag_number<uint32_t>(flag, args.value());
+      if (a.load_pairs == 0) throw UsageError("--load expects at least 1 pair");
+    }
     else if (flag == "--help" || flag == "-h") a.help = true;
     else throw UsageError("unknown option '" + flag + "' (see --help)");
   }
@@ -452,6 +465,67 @@ int run_stream_sweep(const Args& a, const std::string& path, const EngineOptions
   return failed ? 1 : 0;
 }
 
+// ---- --load -----------------------------------------------------------------------------------
+
+// Cold and warm starts, alternating so drift hits both alike. Cold: a new, empty pipeline cache
+// directory (every pipeline compiled); warm: the directory the cold start just wrote. Each start
+// is timed to its first token too (a two-token prefill, one decode): drivers that compile
+// lazily (lavapipe) pay at the first dispatch, not in vkCreateComputePipelines. Driver caches of
+// their own (Mesa's disk cache, NVIDIA's) are outside this and may warm both: for a cold driver,
+// run with its cache off (MESA_SHADER_CACHE_DISABLE=true).
+int run_load(const Args& a, const std::string& path, EngineOptions options, const std::string& label,
+             const std::string& type) {
+  struct Start {
+    double load = 0, pipelines = 0, ready = 0;  // ready: load + the first token
+  };
+  std::vector<Start> cold, warm;
+  std::string device;
+  for (uint32_t pair = 0; pair < a.load_pairs; ++pair) {
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                      ("megrez-bench-cache-" + std::to_string(getpid()) + "-" + std::to_string(pair));
+    std::filesystem::create_directories(dir);
+    options.pipeline_cache = dir.string() + "/";
+    for (std::vector<Start>* run : {&cold, &warm}) {
+      const auto start = std::chrono::steady_clock::now();
+      auto engine = Engine::load(path, options);  // its destructor writes the cache
+      const std::vector<int32_t> two = {0, 0};
+      engine->prefill(two);      // a prefill pass (matmul kernels)
+      engine->decode_greedy(0);  // and a decode (matvec kernels)
+      run->push_back({engine->stats().load_seconds, engine->stats().pipeline_seconds, seconds_since(start)});
+      device = engine->device_name();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  auto mean = [](const std::vector<Start>& v, double Start::*field) {
+    double sum = 0;
+    for (const Start& s : v) sum += s.*field;
+    return sum / double(v.size());
+  };
+  const double cold_load = mean(cold, &Start::load), warm_load = mean(warm, &Start::load);
+  const double cold_pipes = mean(cold, &Start::pipelines), warm_pipes = mean(warm, &Start::pipelines);
+  const double cold_ready = mean(cold, &Start::ready), warm_ready = mean(warm, &Start::ready);
+  if (a.json) {
+    const json j = {{"model", label}, {"type", type}, {"device", device}, {"pairs", a.load_pairs},
+                    {"cold", {{"load_seconds", cold_load}, {"pipeline_seconds", cold_pipes},
+                              {"first_token_seconds", cold_ready}}},
+                    {"warm", {{"load_seconds", warm_load}, {"pipeline_seconds", warm_pipes},
+                              {"first_token_seconds", warm_ready}}},
+                    {"first_token_speedup", warm_ready > 0 ? cold_ready / warm_ready : 0},
+                    {"load_speedup", warm_load > 0 ? cold_load / warm_load : 0},
+                    {"pipeline_speedup", warm_pipes > 0 ? cold_pipes / warm_pipes : 0}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("| model | type | start | load s | pipelines s | to first token s |\n|---|---|---|---:|---:|---:|\n");
+  std::printf("| %s | %s | cold | %.3f | %.3f | %.3f |\n", label.c_str(), type.c_str(), cold_load, cold_pipes, cold_ready);
+  std::printf("| %s | %s | warm | %.3f | %.3f | %.3f |\n", label.c_str(), type.c_str(), warm_load, warm_pipes, warm_ready);
+  std::printf("\n%s; mean of %u pairs; warm/cold: load %.2fx, pipelines %.2fx, to first token %.2fx faster\n",
+              device.c_str(), a.load_pairs, warm_load > 0 ? cold_load / warm_load : 0,
+              warm_pipes > 0 ? cold_pipes / warm_pipes : 0, warm_ready > 0 ? cold_ready / warm_ready : 0);
+  return 0;
+}
+
 // The weight type a loaded model mostly stores its matrices in (the attention q matrix's).
 std::string stored_type_of(const std::string& path, const Args& a) {
   if (a.type) return dtype_name(*a.type);
@@ -466,6 +540,7 @@ int run(const Args& a) {
   EngineOptions options = a.engine;
   if (!options.ctx_len) options.ctx_len = !a.perplexity.empty() ? 256 : std::max({a.p, a.n, 1u});
   if (a.stream_sweep) return run_stream_sweep(a, path, options, label, type);
+  if (a.load_pairs) return run_load(a, path, options, label, type);
   auto engine = Engine::load(path, options);
   if (!a.perplexity.empty()) {
     run_perplexity(*engine, a, label, type);

@@ -3,6 +3,10 @@
 # Safe to run repeatedly; uses sudo only when not already root.
 set -euo pipefail
 
+# The ARM64 cross build (tests/arm64/run.sh) uses arm64 multiarch packages.
+arch_ok=1
+dpkg --print-foreign-architectures | grep -qx arm64 || arch_ok=0
+
 packages=(
   build-essential cmake ninja-build pkg-config git
   libvulkan-dev libvulkan-volk-dev vulkan-tools
@@ -12,7 +16,16 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libpcre2-dev
   clang libclang-rt-14-dev          # libFuzzer targets
+  default-jdk-headless              # the Android app's JNI bridge, tested on the desktop JVM
+  crossbuild-essential-arm64 qemu-user-static                       # ARM64 build, run under qemu
+  libvulkan-dev:arm64 libpcre2-dev:arm64 mesa-vulkan-drivers:arm64   # ... on the arm64 lavapipe
 )
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$arch_ok" = 0 ]; then
+  $SUDO dpkg --add-architecture arm64
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -20,11 +33,20 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# libsentencepiece-dev:arm64 cannot be installed beside the amd64 one (the same files), so the
+# ARM64 build gets Debian's arm64 packages unpacked into third_party/arm64/ instead.
+here="$(cd "$(dirname "$0")" && pwd)"
+arm64="$here/arm64"
+if [ ! -e "$arm64/usr/lib/aarch64-linux-gnu/libsentencepiece.so" ]; then
+  mkdir -p "$arm64/debs"
+  fetch() { (cd "$arm64/debs" && apt-get download -qq libsentencepiece0:arm64 libsentencepiece-dev:arm64); }
+  fetch 2>/dev/null || { $SUDO apt-get update -qq && fetch; }
+  for deb in "$arm64"/debs/*.deb; do dpkg -x "$deb" "$arm64"; done
+  echo "install-deps: unpacked arm64 libsentencepiece into $arm64"
+fi

@@ -45,6 +45,9 @@ check consumer-c-static "$work/cmake/consumer-c-static" "$model"
 check consumer-cxx "$work/cmake/consumer-cxx" "$model"
 check pkg-config-c env LD_LIBRARY_PATH="$prefix/lib" "$work/pc-c" "$model"
 check pkg-config-cxx env LD_LIBRARY_PATH="$prefix/lib" "$work/pc-cxx" "$model"
-LD_LIBRARY_PATH="$prefix/lib" ldd "$work/pc-c" | grep -q "$prefix/lib/libmegrez.so.0" || { echo "pc-c does not use the installed library"; exit 1; }
-if ldd "$work/cmake/consumer-c-static" | grep -q libmegrez; then echo "consumer-c-static links libmegrez.so"; exit 1; fi
+# (ldd into a file: grep -q closing the pipe early would fail the pipeline under pipefail)
+LD_LIBRARY_PATH="$prefix/lib" ldd "$work/pc-c" >"$work/ldd-pc-c"
+grep -q "$prefix/lib/libmegrez.so.0" "$work/ldd-pc-c" || { echo "pc-c does not use the installed library"; exit 1; }
+ldd "$work/cmake/consumer-c-static" >"$work/ldd-static"
+if grep -q libmegrez "$work/ldd-static"; then echo "consumer-c-static links libmegrez.so"; exit 1; fi
 echo "install: 5 outside builds print: $expected"
