@@ -86,6 +86,36 @@ void check_supported(const ModelConfig& c, const std::string& path) {
   }
 }
 
+// Weights and KV caches that need f16 conversions in the shaders, on a device whose compiler
+// cannot build them (DeviceCaps::half_conversions): refused here, before the driver would
+// abort the process compiling the first such kernel.
+void check_half_conversions(const Context& ctx, const ModelWeights& w, KvCacheType kv, const std::string& path) {
+  if (ctx.caps().half_conversions) return;
+  const std::string limitation = ctx.info().name() + " cannot compile f16 conversions in compute shaders (Mesa's "
+                                 "llvmpipe on AArch64 with LLVM 15 aborts on them; DeviceCaps::half_conversions)";
+  if (kv == KvCacheType::F16) {
+    throw Error(limitation + ": use an f32 KV cache (--kv f32, KvCacheType::F32, megrez_model_params.kv_f32 = 1)",
+                ErrorKind::Device);
+  }
+  std::vector<const TensorView*> tensors = {&w.token_embd, &w.output_norm, &w.output};
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.ffn_gate, &l.ffn_up,
+                                &l.ffn_down, &l.router, &l.router_bias, &l.shexp_gate, &l.shexp_up, &l.shexp_down}) {
+      tensors.push_back(t);
+    }
+  }
+  for (const std::vector<ExpertWeights>& pool : w.pools) {
+    for (const ExpertWeights& e : pool) tensors.insert(tensors.end(), {&e.gate, &e.up, &e.down});
+  }
+  for (const TensorView* t : tensors) {
+    if (!t->empty() && (t->dtype == DType::F16 || t->dtype == DType::Q8_0 || t->dtype == DType::Q4_0)) {
+      throw Error(limitation + ": model " + path + " stores " + dtype_name(t->dtype) +
+                      " weights; convert it to f32 or bf16 (megrez-convert MODEL OUT.gguf --type f32)",
+                  ErrorKind::Device);
+    }
+  }
+}
+
 }  // namespace
 
 // One token stream: its KV cache, how many rows hold tokens, and its sampler.
@@ -287,6 +317,7 @@ void progress(const EngineOptions& options, float fraction, std::string_view sta
 std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
                                     const EngineOptions& options, Clock::time_point start) {
   check_supported(model->config(), model->path());
+  check_half_conversions(ctx, model->weights(), options.kv_type, model->path());
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
   m->chunk = choose_chunk(ctx, options.chunk, m->context_length);

@@ -1,5 +1,7 @@
 #include "runtime/vk/device_caps.h"
 
+#include <cstdlib>
+
 #include "loader/formats/json_strict.h"
 
 #include <algorithm>
@@ -15,6 +17,23 @@ struct BuiltinProfile {
   const char* json;
 };
 std::vector<BuiltinProfile> builtin_profiles();
+
+namespace {
+
+// llvmpipe names its LLVM: "llvmpipe (LLVM 15.0.6, 128 bits)". The driver runs in this
+// process, so the architecture it compiles for is ours.
+bool llvmpipe_aarch64_llvm15_or_older([[maybe_unused]] const DeviceInfo& info) {
+#if defined(__aarch64__)
+  const std::string name = info.name();
+  const size_t at = name.find("(LLVM ");
+  if (name.rfind("llvmpipe", 0) != 0 || at == std::string::npos) return false;
+  return std::atoi(name.c_str() + at + 6) <= 15;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
 
 DeviceCaps caps_from_device(const DeviceInfo& info, uint32_t compute_family) {
   const VkPhysicalDeviceLimits& limits = info.props.limits;
@@ -70,6 +89,7 @@ DeviceCaps caps_from_device(const DeviceInfo& info, uint32_t compute_family) {
 
   constexpr uint32_t kQualcommVendorId = 0x5143;
   if (info.props.vendorID == kQualcommVendorId) caps.max_prefill_chunk = 32;
+  caps.half_conversions = !llvmpipe_aarch64_llvm15_or_older(info);
   return caps;
 }
 
@@ -139,7 +159,7 @@ const char* const kKnownKeys[] = {
     "max_workgroup_size", "max_workgroup_count", "max_push_constants", "subgroup_arithmetic",
     "subgroup_shuffle", "subgroup_size_control", "fp16_arithmetic", "int8_arithmetic",
     "int16_arithmetic", "storage_16bit", "storage_8bit", "push_descriptors", "unified_memory",
-    "max_prefill_chunk"};
+    "max_prefill_chunk", "half_conversions"};
 
 }  // namespace
 
@@ -177,6 +197,7 @@ void apply_profile_json(DeviceCaps& caps, const std::string& json_text, const st
   r.feature("storage_8bit", capped.storage_8bit);
   r.feature("push_descriptors", capped.push_descriptors);
   r.feature("unified_memory", capped.unified_memory);
+  r.feature("half_conversions", capped.half_conversions);
   capped.profile = doc["name"].get<std::string>();
   caps = capped;
 }

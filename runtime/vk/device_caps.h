@@ -53,6 +53,11 @@ struct DeviceCaps {
   // Tokens per prefill pass the driver survives, 0 = no limit. Qualcomm's Adreno driver
   // reports DeviceLost on prompt batches over 32 tokens (llama.cpp's Vulkan issue tracker).
   uint32_t max_prefill_chunk = 0;
+  // The shader compiler handles f16 <-> f32 conversions (unpackHalf2x16: f16 weights, the f16
+  // scales of q8_0/q4_0 blocks, an f16 KV cache). Mesa's llvmpipe on AArch64 with LLVM <= 15
+  // aborts the process compiling them ("Cannot select ... v4f32 = truncate / VLSHR"), so there
+  // only f32/bf16 weights with an f32 KV cache run; the engine refuses the rest up front.
+  bool half_conversions = true;
 
   // Reductions through subgroup ops, or the shared-memory-only variant (<kernel>_shmem).
   bool use_subgroup_reduce() const { return subgroup_arithmetic; }

@@ -115,6 +115,11 @@ std::string device_report(const Context& ctx) {
        caps.max_workgroup_invocations, caps.use_subgroup_reduce() ? "subgroup" : "shared memory",
        yes(caps.fp16_arithmetic), caps.unified_memory ? "unified (mapped)" : "staged",
        caps.push_descriptors ? "push" : "pools");
+  if (caps.max_prefill_chunk || !caps.half_conversions) {
+    line(out, "Quirks: prefill chunk <= %s, f16 conversions %s",
+         caps.max_prefill_chunk ? std::to_string(caps.max_prefill_chunk).c_str() : "any",
+         caps.half_conversions ? "yes" : "no (f32/bf16 weights with an f32 KV cache only)");
+  }
   line(out, "Validation: %s", ctx.validation_enabled() ? "on" : "off");
   return out;
 }

@@ -17,10 +17,12 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolch
 cmake --build "$build" -j"$(nproc)" --target megrez-run test-capi megrez-info
 file "$build/bin/megrez-run" | grep -q "ARM aarch64" || { echo "not an arm64 binary"; exit 1; }
 
-# The arm64 loader, libc and libstdc++ from the cross toolchain; arm64 libvulkan, Mesa and
-# pcre2 from multiarch; sentencepiece unpacked; only the arm64 lavapipe ICD.
-export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-export LD_LIBRARY_PATH="$spm/lib/aarch64-linux-gnu:/usr/lib/aarch64-linux-gnu"
+# Every arm64 library from multiarch (/lib/ld-linux-aarch64.so.1, libc, libstdc++, libvulkan,
+# Mesa, pcre2), sentencepiece from its unpacked package, only the arm64 lavapipe ICD. Not
+# QEMU_LD_PREFIX=/usr/aarch64-linux-gnu: that loader is the cross toolchain's glibc build,
+# and paired with the multiarch libc that Mesa pulls in, pthread_create loops forever.
+unset QEMU_LD_PREFIX
+export LD_LIBRARY_PATH="$spm/lib/aarch64-linux-gnu"
 export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
 export MEGREZ_PIPELINE_CACHE=off
 emu="qemu-aarch64-static"

@@ -8,11 +8,13 @@
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/error.h"
+#include "loader/formats/gguf_export.h"
 #include "loader/formats/model.h"
 #include "loader/formats/safetensors.h"
 #include "loader/reference/reference_forward.h"
 #include "loader/synthetic/synthetic.h"
 #include "runtime/engine/generate.h"
+#include "runtime/vk/context.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -164,4 +166,79 @@ TEST_CASE("engine: a failed logits allocation leaves the old logits buffers in u
   CHECK(c.relative() <= 1e-3);
   engine = nullptr;
   check_no_validation_messages(ctx, 0);
+}
+
+TEST_CASE("engine: a device that cannot compile f16 conversions refuses f16 KV caches and f16/q8_0 weights up front") {
+  // The quirk of Mesa's llvmpipe on AArch64 (LLVM 15 aborts the process compiling them),
+  // reproduced here by a profile; the message names the device limitation and the way out.
+  TempDir dir("half");
+  const std::string profile = dir.path("no-half.json");
+  std::ofstream(profile) << R"({"name": "no-half", "half_conversions": false})";
+  ContextOptions context_options = validated_options();
+  context_options.profile = profile;
+  Context ctx(context_options);
+  CHECK_FALSE(ctx.caps().half_conversions);
+
+  EngineOptions options = engine_options(32, KvCacheType::F16);
+  try {
+    Engine::load(kTinyModelDir, options, ctx);
+    FAIL("an f16 KV cache loaded");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Device);
+    CHECK(contains(e.what(), "cannot compile f16 conversions"));
+    CHECK(contains(e.what(), "--kv f32"));
+  }
+  const std::string q8 = dir.path("tiny-q8_0.gguf");
+  {
+    const std::unique_ptr<Model> model = Model::open(kTinyModelDir);
+    GgufExportOptions gguf;
+    gguf.matrix_type = DType::Q8_0;
+    const TokenizerData tokenizer = model->tokenizer()->data();
+    export_gguf(model->config(), model->weights(), &tokenizer, q8, gguf);
+  }
+  options.kv_type = KvCacheType::F32;
+  CHECK(contains(error_of([&] { Engine::load(q8, options, ctx); }), "stores q8_0 weights; convert it to f32 or bf16"));
+
+  // bf16 weights with an f32 KV cache run, and give what the unrestricted device gives.
+  auto engine = Engine::load(kTinyModelDir, options, ctx);
+  auto reference = load_engine(kTinyModelDir, options);
+  const std::vector<int32_t> prompt = engine->tokenize("In the beginning");
+  CHECK(engine->prefill(prompt) == reference->prefill(prompt));
+  check_no_validation_messages(ctx, 0);
+}
+
+TEST_CASE_FIXTURE(GpuTest, "engine: sequences have their own KV caches; rewind keeps a prefix") {
+  auto engine = load_engine(kTinyModelDir, engine_options(32));
+  const std::vector<int32_t> a = engine->tokenize("In the beginning God");
+  const std::vector<int32_t> b = engine->tokenize("And Moses said");
+  const std::vector<float> a_alone = engine->prefill(a);
+  const std::vector<float> a_next = engine->decode(7);
+  engine->reset();
+
+  // Interleaved: a on sequence 0, b on a new one, then a's next token.
+  CHECK(engine->prefill(a) == a_alone);
+  const Engine::SequenceId other = engine->add_sequence();
+  CHECK(other != 0);
+  engine->select_sequence(other);
+  CHECK(engine->position() == 0);
+  const std::vector<float> b_logits = engine->prefill(b);
+  engine->select_sequence(0);
+  CHECK(engine->position() == a.size());
+  CHECK(engine->decode(7) == a_next);  // b's tokens did not touch a's cache
+  const uint64_t two_caches = engine->stats().kv_cache_bytes;
+
+  // rewind: drop the last token and feed it again: the same logits.
+  engine->rewind(uint32_t(a.size()));
+  CHECK(engine->decode(7) == a_next);
+  CHECK(contains(error_of([&] { engine->rewind(1000); }), "cannot rewind to position 1000"));
+
+  engine->remove_sequence(other);
+  CHECK(engine->stats().kv_cache_bytes < two_caches);
+  CHECK(contains(error_of([&] { engine->select_sequence(other); }), "no sequence"));
+  CHECK(contains(error_of([&] { engine->remove_sequence(0); }), "cannot be removed"));
+  const Engine::SequenceId reused = engine->add_sequence();  // the freed id is reused
+  CHECK(reused == other);
+  engine->select_sequence(reused);
+  CHECK(engine->position() == 0);
+  CHECK(engine->prefill(b) == b_logits);
 }

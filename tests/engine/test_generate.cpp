@@ -5,6 +5,7 @@
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "runtime/engine/generate.h"
+#include "runtime/engine/text_stream.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -87,4 +88,67 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a conversation longer than the context 
   CHECK(chat.restarted());
   CHECK(chat.messages().size() == 2);
   CHECK(engine->position() == chat.tokens().size());
+}
+
+TEST_CASE("StopSequences: nothing of a stop sequence is shown, split across pieces or not") {
+  StopSequences stops({"END", "<|x|>"});
+  std::string shown = stops.push("Hello E");  // "E" could begin END: held back
+  CHECK(shown == "Hello ");
+  shown += stops.push("ND and more");
+  CHECK(stops.matched());
+  CHECK(shown == "Hello ");
+  CHECK(stops.push("later") == "");
+  CHECK(stops.flush() == "");
+
+  StopSequences other({"END"});
+  std::string text = other.push("the EN");
+  text += other.push("emy");  // "ENemy": no match, the held "EN" comes out
+  text += other.flush();
+  CHECK(text == "the ENemy");
+  CHECK_FALSE(other.matched());
+
+  StopSequences earliest({"b", "abc"});  // the earliest match wins ("abc" at 2), not the first listed
+  CHECK(earliest.push("xxabc") == "xx");
+  StopSequences none({});
+  CHECK(none.push("anything") == "anything");
+}
+
+TEST_CASE_FIXTURE(GpuTest, "ChatSession: a reply cut by a stop sequence keeps exactly the shown text in the cache") {
+  auto engine = load_engine(kTinyModelDir, engine_options(256));
+  ChatSession chat(*engine);
+  TextOptions options;
+  options.max_tokens = 24;
+  const TextResult full = chat.reply("Who is God?", options);
+  REQUIRE(full.text.size() > 12);
+  chat.clear();
+
+  const std::string stop = full.text.substr(full.text.size() / 2, 3);
+  options.stop = {stop};
+  std::string streamed;
+  options.on_text = [&](std::string_view piece) {
+    streamed += piece;
+    return true;
+  };
+  const TextResult cut = chat.reply("Who is God?", options);
+  CHECK(cut.text == full.text.substr(0, full.text.find(stop)));
+  CHECK(streamed == cut.text);
+  CHECK(cut.finish == FinishReason::Stop);
+  CHECK(chat.messages().back().content == cut.text);
+  // The cache holds the prompt, exactly the shown text, then the end of the turn.
+  CHECK(chat.tokens().size() == engine->position());
+  const int32_t turn_end = engine->tokenize("<|turn_end|>", true).back();
+  CHECK(chat.tokens().back() == turn_end);
+  const std::vector<int32_t> reply_ids(chat.tokens().begin() + cut.prompt_tokens, chat.tokens().end() - 1);
+  CHECK(engine->detokenize(reply_ids) == cut.text);
+
+  // Cancelled by the callback after two pieces: the same rule.
+  chat.clear();
+  options.stop.clear();
+  int pieces = 0;
+  options.on_text = [&](std::string_view) { return ++pieces < 2; };
+  const TextResult cancelled = chat.reply("Who is God?", options);
+  CHECK(cancelled.finish == FinishReason::Cancelled);
+  CHECK(full.text.rfind(cancelled.text, 0) == 0);
+  const std::vector<int32_t> kept(chat.tokens().begin() + cancelled.prompt_tokens, chat.tokens().end() - 1);
+  CHECK(engine->detokenize(kept) == cancelled.text);
 }
