@@ -317,7 +317,6 @@ void progress(const EngineOptions& options, float fraction, std::string_view sta
 std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_ptr<Context> owned, Context& ctx,
                                     const EngineOptions& options, Clock::time_point start) {
   check_supported(model->config(), model->path());
-  check_half_conversions(ctx, model->weights(), options.kv_type, model->path());
   auto m = std::make_unique<Engine::Impl>(std::move(model), std::move(owned), ctx);
   m->context_length = choose_context(m->config, options.ctx_len);
   m->chunk = choose_chunk(ctx, options.chunk, m->context_length);
@@ -330,6 +329,7 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
     if (e.kind() != ErrorKind::General) throw;
     throw Error(e.what(), ErrorKind::InvalidArgument);
   }
+  check_half_conversions(ctx, m->model->weights(), options.kv_type, m->model->path());
   m->check_fits_device(options);
   const bool resident = m->mode == StreamMode::Resident;
   progress(options, 0.1f, "weights");

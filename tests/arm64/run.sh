@@ -21,6 +21,8 @@ file "$build/bin/megrez-run" | grep -q "ARM aarch64" || { echo "not an arm64 bin
 # Mesa, pcre2), sentencepiece from its unpacked package, only the arm64 lavapipe ICD. Not
 # QEMU_LD_PREFIX=/usr/aarch64-linux-gnu: that loader is the cross toolchain's glibc build,
 # and paired with the multiarch libc that Mesa pulls in, pthread_create loops forever.
+source "$root/tests/host-vulkan-drivers.sh"
+host_drivers="${VK_DRIVER_FILES:-}"  # for the native comparison run below
 unset QEMU_LD_PREFIX
 export LD_LIBRARY_PATH="$spm/lib/aarch64-linux-gnu"
 export VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.aarch64.json
@@ -29,9 +31,22 @@ emu="qemu-aarch64-static"
 
 echo "== arm64 Vulkan devices"
 $emu "$build/bin/megrez-info" --list-devices
-echo "== megrez-run"
-out="$($emu "$build/bin/megrez-run" --model "$root/models/megrez2-tiny" --ctx 128 --prompt "In the beginning" -n 8 2>/dev/null)"
+echo "== megrez-run: an f16 KV cache is refused with the device limitation named"
+if $emu "$build/bin/megrez-run" --model "$root/models/megrez2-tiny" --ctx 64 --prompt "In the" -n 2 2>"$build/f16.err"; then
+  echo "arm64 lavapipe accepted an f16 KV cache"; exit 1
+fi
+cat "$build/f16.err"
+grep -q "cannot compile f16 conversions" "$build/f16.err" || { echo "no device-limitation message"; exit 1; }
+echo "== megrez-run: bf16 weights, f32 KV cache"
+out="$($emu "$build/bin/megrez-run" --model "$root/models/megrez2-tiny" --ctx 64 --kv f32 --prompt "In the beginning" -n 8 2>/dev/null)"
 echo "$out"
+native="$root/build/bin/megrez-run"
+if [ -x "$native" ]; then  # the same greedy text as the native build (lavapipe, f32 KV)
+  native_env=(env -u VK_DRIVER_FILES -u LD_LIBRARY_PATH)
+  [ -z "$host_drivers" ] || native_env+=(VK_DRIVER_FILES="$host_drivers")
+  expected="$("${native_env[@]}" "$native" --model "$root/models/megrez2-tiny" --ctx 64 --kv f32 --prompt "In the beginning" -n 8 2>/dev/null)"
+  [ "$out" = "$expected" ] || { echo "arm64 [$out] differs from native [$expected]"; exit 1; }
+fi
 case "$out" in "In the beginning"?*) ;; *) echo "arm64 megrez-run printed no continuation"; exit 1 ;; esac
 echo "== test-capi"
 $emu "$build/bin/test-capi" "$root/models/megrez2-tiny" "$emu $build/bin/megrez-run"

@@ -74,7 +74,7 @@ static void reset_collected(Collected* c) { memset(c, 0, sizeof *c); }
 /* Runs `megrez-run ARGS` and returns its standard output (malloc'd). */
 static char* run_cli(const char* args) {
   char command[4096];
-  snprintf(command, sizeof command, "%s --model '%s' --ctx 256 %s 2>/dev/null", run_command, model_dir, args);
+  snprintf(command, sizeof command, "%s --model '%s' --ctx 256 --kv f32 %s 2>/dev/null", run_command, model_dir, args);
   FILE* pipe = popen(command, "r");
   if (!pipe) {
     perror("popen");
@@ -154,6 +154,7 @@ static void on_progress(float fraction, const char* stage, void* user) {
 static megrez_model* load(const char* pipeline_cache) {
   megrez_model_params params = megrez_model_params_default();
   params.context_length = 256;
+  params.kv_f32 = 1;  /* runs everywhere, the arm64 lavapipe included (DeviceCaps::half_conversions) */
   params.validation = getenv("MEGREZ_VALIDATION") && strcmp(getenv("MEGREZ_VALIDATION"), "1") == 0;
   params.pipeline_cache = pipeline_cache;
   params.progress = on_progress;
