@@ -107,9 +107,6 @@ void check_args(const Args& a, bool model_given) {
   if (a.load_pairs && (a.stream_sweep || !a.perplexity.empty())) {
     throw UsageError("--load cannot be combined with --stream-sweep or --perplexity");
   }
-  if (a.load_pairs && !a.engine.pipeline_cache.empty()) {
-    throw UsageError("--load chooses the pipeline cache itself (a temporary directory)");
-  }
   if (!a.stream_sweep) return;
   if (!a.perplexity.empty()) throw UsageError("--stream-sweep measures pp/tg, not --perplexity");
   if (a.n == 0) throw UsageError("--stream-sweep measures text generation: give -n above 0");

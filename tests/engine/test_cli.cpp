@@ -333,6 +333,23 @@ TEST_CASE("megrez-bench --stream-sweep: every configuration's row; --json rows a
   }
 }
 
+TEST_CASE("megrez-bench --load: cold and warm starts to the first token; bad uses are usage errors") {
+  const Run j = run_bench("--load 1 --json");
+  INFO(j.output);
+  REQUIRE(j.status == 0);
+  const nlohmann::json load = nlohmann::json::parse(j.output.substr(j.output.find("{\n")));
+  CHECK(load["pairs"] == 1);
+  for (const char* start : {"cold", "warm"}) {
+    CAPTURE(start);
+    const double total = load[start]["load_seconds"].get<double>();
+    CHECK(total > 0);
+    CHECK(load[start]["pipeline_seconds"].get<double>() <= total);
+    CHECK(load[start]["first_token_seconds"].get<double>() >= total);
+  }
+  CHECK(run_bench("--load 0").status == 2);
+  CHECK(run_bench("--load 1 --stream-sweep").status == 2);
+}
+
 namespace {
 
 // A copy of the tiny model (files linked) with `file` replaced by `text`.

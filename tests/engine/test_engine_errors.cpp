@@ -199,11 +199,15 @@ TEST_CASE("engine: a device that cannot compile f16 conversions refuses f16 KV c
   options.kv_type = KvCacheType::F32;
   CHECK(contains(error_of([&] { Engine::load(q8, options, ctx); }), "stores q8_0 weights; convert it to f32 or bf16"));
 
-  // bf16 weights with an f32 KV cache run, and give what the unrestricted device gives.
+  // bf16 weights with an f32 KV cache run, and give what the suite's device gives (which may
+  // run under another profile, so other kernel variants: equal up to rounding).
   auto engine = Engine::load(kTinyModelDir, options, ctx);
   auto reference = load_engine(kTinyModelDir, options);
   const std::vector<int32_t> prompt = engine->tokenize("In the beginning");
-  CHECK(engine->prefill(prompt) == reference->prefill(prompt));
+  const LogitComparison diff =
+      compare_logits(engine->prefill(prompt), reference->prefill(prompt), size_t(engine->config().vocab_size));
+  CHECK(diff.relative() < 1e-4);
+  CHECK(diff.argmax_mismatches == 0);
   check_no_validation_messages(ctx, 0);
 }
 
