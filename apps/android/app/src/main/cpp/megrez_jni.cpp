@@ -7,35 +7,17 @@
 #include <string>
 
 #include "api/megrez.h"
+#include "loader/tokenizer/byte_level.h"  // megrez::utf8
 
 namespace {
 
 // UTF-8 (possibly invalid) -> UTF-16; each invalid byte becomes U+FFFD.
 std::u16string utf16_of(const char* s, size_t n) {
+  const std::string_view text(s, n);
   std::u16string out;
   out.reserve(n);
-  size_t i = 0;
-  while (i < n) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    uint32_t cp = 0xFFFD;
-    size_t len = 1;
-    auto cont = [&](size_t k) { return i + k < n && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80; };
-    if (b < 0x80) {
-      cp = b;
-    } else if ((b & 0xE0) == 0xC0 && b >= 0xC2 && cont(1)) {
-      cp = ((b & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
-      len = 2;
-    } else if ((b & 0xF0) == 0xE0 && cont(1) && cont(2)) {
-      cp = ((b & 0x0Fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |
-           (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
-      len = 3;
-      if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD, len = 1;
-    } else if ((b & 0xF8) == 0xF0 && cont(1) && cont(2) && cont(3)) {
-      cp = ((b & 0x07u) << 18) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 12) |
-           ((static_cast<unsigned char>(s[i + 2]) & 0x3Fu) << 6) | (static_cast<unsigned char>(s[i + 3]) & 0x3Fu);
-      len = 4;
-      if (cp < 0x10000 || cp > 0x10FFFF) cp = 0xFFFD, len = 1;
-    }
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp = megrez::utf8::next_codepoint(text, pos).value_or(U'\uFFFD');
     if (cp >= 0x10000) {
       cp -= 0x10000;
       out.push_back(char16_t(0xD800 + (cp >> 10)));
@@ -43,7 +25,6 @@ std::u16string utf16_of(const char* s, size_t n) {
     } else {
       out.push_back(char16_t(cp));
     }
-    i += len;
   }
   return out;
 }
@@ -56,28 +37,14 @@ std::string utf8_of(JNIEnv* env, jstring text) {
   const jchar* chars = env->GetStringChars(text, nullptr);
   if (!chars) return out;
   for (jsize i = 0; i < n; ++i) {
-    uint32_t cp = chars[i];
+    char32_t cp = chars[i];
     if (cp >= 0xD800 && cp <= 0xDBFF && i + 1 < n && chars[i + 1] >= 0xDC00 && chars[i + 1] <= 0xDFFF) {
       cp = 0x10000 + ((cp - 0xD800) << 10) + (chars[i + 1] - 0xDC00);
       ++i;
     } else if (cp >= 0xD800 && cp <= 0xDFFF) {
       cp = 0xFFFD;
     }
-    if (cp < 0x80) {
-      out.push_back(char(cp));
-    } else if (cp < 0x800) {
-      out.push_back(char(0xC0 | (cp >> 6)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(char(0xE0 | (cp >> 12)));
-      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(char(0xF0 | (cp >> 18)));
-      out.push_back(char(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(char(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(char(0x80 | (cp & 0x3F)));
-    }
+    megrez::utf8::append(out, cp);
   }
   env->ReleaseStringChars(text, chars);
   return out;
