@@ -131,7 +131,7 @@ typedef struct megrez_stats {
   double expert_stall_ms;             /* GPU time waiting for expert uploads */
 } megrez_stats;
 
-/* ---- Library ---------------------------------------------------------------------------- */
+/* ---- Library (every function here: any thread, any time) --------------------------------- */
 
 MEGREZ_API const char* megrez_version(void);         /* "0.2.0"; never fails */
 MEGREZ_API const char* megrez_last_error(void);      /* the message of this thread's last failed call */
@@ -144,6 +144,8 @@ MEGREZ_API megrez_status megrez_device_count(uint32_t* count);
 MEGREZ_API megrez_status megrez_device_name(uint32_t index, char* name, size_t capacity);
 
 /* ---- Model ------------------------------------------------------------------------------ */
+/* load: any thread. free: when no other call on the model or its sessions runs. The rest: any
+ * thread while the model lives (calls that use the engine take turns). */
 
 MEGREZ_API megrez_model_params megrez_model_params_default(void);
 /* Opens a Hugging Face directory or a .gguf file and uploads it to the device. */
@@ -164,6 +166,9 @@ MEGREZ_API megrez_status megrez_detokenize(megrez_model* model, const int32_t* i
                                            size_t capacity, size_t* length);
 
 /* ---- Sessions: each has its own KV cache and chat history ---------------------------------- */
+/* create: any thread. destroy, generate, chat, set_system_prompt, reset, last_text, stats: one
+ * thread at a time per session (different sessions of one model may be used from different
+ * threads; their calls take turns on the model). cancel: any thread, any time. */
 
 MEGREZ_API megrez_status megrez_session_create(megrez_model* model, megrez_session** session);
 MEGREZ_API void megrez_session_destroy(megrez_session* session);  /* NULL is fine */

@@ -124,13 +124,29 @@ Model parse(std::string_view serialized) {
     Field f = r.next();
     if (f.number == 1 && f.wire == kLengthDelimited) {
       m.pieces.push_back(parse_piece(f.bytes));
+    } else if (f.number == 2 && f.wire == kLengthDelimited) {
+      WireReader t(f.bytes);
+      while (!t.done()) {
+        Field g = t.next();
+        if (g.wire != kVarint) continue;
+        const int32_t value = int32_t(int64_t(g.value));  // ids are int32 (-1 as 2^64-1 on the wire)
+        if (g.number == 3) m.model_type = value;
+        if (g.number == 35) m.byte_fallback = g.value != 0;
+        if (g.number == 40) m.unk_id = value;
+        if (g.number == 41) m.bos_id = value;
+        if (g.number == 42) m.eos_id = value;
+        if (g.number == 43) m.pad_id = value;
+      }
     } else if (f.number == 3 && f.wire == kLengthDelimited) {
       // Repeated occurrences of a message field merge, later values winning.
       WireReader n(f.bytes);
       while (!n.done()) {
         Field g = n.next();
+        if (g.number == 1 && g.wire == kLengthDelimited) m.normalizer_name = std::string(g.bytes);
+        if (g.number == 2 && g.wire == kLengthDelimited) m.has_precompiled_charsmap = !g.bytes.empty();
         if (g.number == 3 && g.wire == kVarint) m.add_dummy_prefix = g.value != 0;
         if (g.number == 4 && g.wire == kVarint) m.remove_extra_whitespaces = g.value != 0;
+        if (g.number == 5 && g.wire == kVarint) m.escape_whitespaces = g.value != 0;
       }
     }
   }

@@ -1,4 +1,6 @@
-// SentencePiece tokenizer through libsentencepiece.
+// SentencePiece tokenizer: special tokens, decoding and the vocabulary here; the encoding of
+// text between special tokens by the build's SpmEncoder (spm_encoder.h: libsentencepiece, or
+// the native BPE encoder where the build has no libsentencepiece).
 //
 // Special tokens: SentencePiece itself matches USER_DEFINED pieces ("<|role_start|>") as
 // whole pieces anywhere in the input, but never CONTROL pieces ("<|eos|>" in a model that
@@ -7,11 +9,10 @@
 // the dummy-prefix space, exactly as if the control piece were a user-defined one. Without
 // allow_special, encoding uses a copy of the model whose user-defined pieces are UNUSED, so
 // their text tokenizes like any other text.
-#include <sentencepiece_processor.h>
-
 #include <unordered_map>
 
 #include "loader/error.h"
+#include "loader/tokenizer/spm_encoder.h"
 #include "loader/tokenizer/spm_proto.h"
 #include "loader/tokenizer/tokenizer_internal.h"
 
@@ -21,14 +22,6 @@ namespace {
 constexpr const char* kSource = "SentencePiece tokenizer";
 constexpr std::string_view kSpaceSymbol = "\xE2\x96\x81";       // U+2581 "▁"
 constexpr std::string_view kUnknownSurface = " \xE2\x81\x87 ";  // SentencePiece's " ⁇ "
-
-std::unique_ptr<sentencepiece::SentencePieceProcessor> load_processor(std::string_view bytes) {
-  auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  auto status = sp->LoadFromSerializedProto(bytes);
-  if (!status.ok())
-    throw Error(std::string(kSource) + ": cannot load the model: " + status.ToString());
-  return sp;
-}
 
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
@@ -60,25 +53,18 @@ class SpmTokenizer final : public Tokenizer {
                   ": the serialized SentencePiece model is missing "
                   "(a GGUF without it cannot be tokenized by this runtime)");
     spm_proto::Model proto = spm_proto::parse(data_.spm_model);
-    sp_ = load_processor(data_.spm_model);
+    encoder_ = make_spm_encoder(data_.spm_model, proto);
     check_data_matches(proto);
     validate_common(data_, kSource);
     strip_leading_space_ = proto.add_dummy_prefix || proto.remove_extra_whitespaces;
-    if (proto.add_dummy_prefix)
-      sp_no_prefix_ = load_processor(spm_proto::without_dummy_prefix(data_.spm_model));
     index_tokens();
-    if (has_user_defined_)
-      sp_plain_ = load_processor(spm_proto::with_user_defined_unused(data_.spm_model));
-    if (has_user_defined_ && proto.add_dummy_prefix)
-      sp_plain_no_prefix_ = load_processor(
-          spm_proto::with_user_defined_unused(spm_proto::without_dummy_prefix(data_.spm_model)));
   }
 
   std::vector<int32_t> encode(std::string_view text, bool allow_special,
                               std::span<const TextRange> literal) const override {
     std::vector<int32_t> ids;
     if (!allow_special) {
-      append_encoding(sp_plain_ ? *sp_plain_ : *sp_, text, ids);
+      encoder_->encode(text, true, true, ids);
       return ids;
     }
     for (const TextFragment& fragment : control_specials_.split(text, true, literal)) {
@@ -86,12 +72,9 @@ class SpmTokenizer final : public Tokenizer {
         ids.push_back(fragment.special_id);
         continue;
       }
-      // A literal range is encoded apart, by the model whose user-defined pieces are unused
-      // (libsentencepiece would match them in it).
-      bool starts_input = fragment.text.data() == text.data();
-      const auto* sp = starts_input || !sp_no_prefix_ ? sp_.get() : sp_no_prefix_.get();
-      if (fragment.literal && sp_plain_) sp = starts_input || !sp_plain_no_prefix_ ? sp_plain_.get() : sp_plain_no_prefix_.get();
-      append_encoding(*sp, fragment.text, ids);
+      // A literal range is encoded apart, with user-defined pieces as plain text.
+      const bool starts_input = fragment.text.data() == text.data();
+      encoder_->encode(fragment.text, starts_input, fragment.literal, ids);
     }
     return ids;
   }
@@ -136,10 +119,7 @@ class SpmTokenizer final : public Tokenizer {
  private:
   // TokenizerData may come from a GGUF file: its arrays must describe the embedded model.
   void check_data_matches(const spm_proto::Model& proto) const {
-    int n = sp_->GetPieceSize();
-    if (size_t(n) != proto.pieces.size())
-      throw Error(std::string(kSource) + ": model has " + std::to_string(n) + " pieces but " +
-                  std::to_string(proto.pieces.size()) + " are stored");
+    const int n = int(proto.pieces.size());
     if (data_.tokens.size() != size_t(n))
       throw Error(std::string(kSource) + ": " + std::to_string(data_.tokens.size()) +
                   " tokens given but the model has " + std::to_string(n));
@@ -170,7 +150,6 @@ class SpmTokenizer final : public Tokenizer {
           break;
         case kUserDefined:
           token_text_[i] = piece;
-          has_user_defined_ = true;
           break;
         case kUnused:
           break;
@@ -185,22 +164,9 @@ class SpmTokenizer final : public Tokenizer {
     }
   }
 
-  void append_encoding(const sentencepiece::SentencePieceProcessor& sp, std::string_view text,
-                       std::vector<int32_t>& ids) const {
-    if (text.empty()) return;
-    std::vector<int> piece_ids;
-    auto status = sp.Encode(text, &piece_ids);
-    if (!status.ok()) throw Error(std::string(kSource) + ": encoding failed: " + status.ToString());
-    ids.insert(ids.end(), piece_ids.begin(), piece_ids.end());
-  }
-
   TokenizerData data_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_no_prefix_;  // null: no dummy prefix
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_plain_;      // null: no user-defined
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_plain_no_prefix_;  // both of the above
+  std::unique_ptr<SpmEncoder> encoder_;
   bool strip_leading_space_ = false;
-  bool has_user_defined_ = false;
   std::vector<std::string> token_text_;
   std::unordered_map<std::string, int32_t> piece_to_id_;
   SpecialMatcher control_specials_;
@@ -213,28 +179,3 @@ std::unique_ptr<Tokenizer> make_spm_tokenizer(TokenizerData data) {
 }
 
 }  // namespace megrez::detail
-
-namespace megrez {
-
-std::unique_ptr<Tokenizer> Tokenizer::from_sentencepiece(std::string_view serialized_model) {
-  auto sp = detail::load_processor(serialized_model);
-  spm_proto::Model proto = spm_proto::parse(serialized_model);
-  TokenizerData data;
-  data.model = "llama";
-  data.spm_model = std::string(serialized_model);
-  for (int i = 0; i < sp->GetPieceSize(); ++i) {
-    data.tokens.push_back(sp->IdToPiece(i));
-    data.scores.push_back(sp->GetScore(i));
-    data.token_types.push_back(size_t(i) < proto.pieces.size() ? proto.pieces[i].type : 0);
-  }
-  data.bos_id = sp->bos_id();
-  data.unk_id = sp->unk_id();
-  data.pad_id = sp->pad_id();
-  // Megrez ends a text with "<|eos|>" whichever id the model made its eos.
-  int eos_piece = sp->PieceToId("<|eos|>");
-  bool has_eos_piece = eos_piece != sp->unk_id() || sp->IdToPiece(eos_piece) == "<|eos|>";
-  data.eos_id = has_eos_piece ? eos_piece : sp->eos_id();
-  return detail::make_spm_tokenizer(std::move(data));
-}
-
-}  // namespace megrez

@@ -76,10 +76,11 @@ GeneratedText generate_text(Engine& engine, std::vector<float> logits, std::vect
   if (!stops.matched() && !halted) show(stops.push(utf8.flush()) + stops.flush());
 
   result.completion_tokens = uint32_t(out.ids.size());
+  // A cancel that arrives once the reply is complete does not change why it ended.
   const bool cancelled = (options.cancel && options.cancel->load()) || (halted && !stops.matched());
   if (out.stop_id || stops.matched()) result.finish = FinishReason::Stop;
-  else if (cancelled) result.finish = FinishReason::Cancelled;
   else if (out.ids.size() >= options.max_tokens) result.finish = FinishReason::Length;
+  else if (cancelled) result.finish = FinishReason::Cancelled;
   else result.finish = FinishReason::Context;
   return out;
 }
