@@ -38,15 +38,3 @@ else
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-
-# libsentencepiece-dev:arm64 cannot be installed beside the amd64 one (the same files), so the
-# ARM64 build gets Debian's arm64 packages unpacked into third_party/arm64/ instead.
-here="$(cd "$(dirname "$0")" && pwd)"
-arm64="$here/arm64"
-if [ ! -e "$arm64/usr/lib/aarch64-linux-gnu/libsentencepiece.so" ]; then
-  mkdir -p "$arm64/debs"
-  fetch() { (cd "$arm64/debs" && apt-get download -qq libsentencepiece0:arm64 libsentencepiece-dev:arm64); }
-  fetch 2>/dev/null || { $SUDO apt-get update -qq && fetch; }
-  for deb in "$arm64"/debs/*.deb; do dpkg -x "$deb" "$arm64"; done
-  echo "install-deps: unpacked arm64 libsentencepiece into $arm64"
-fi
