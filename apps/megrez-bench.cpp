@@ -67,7 +67,7 @@ std::string usage() {
 }
 
 struct Args {
-  std::string model = std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
+  std::string model = default_model_path();
   std::string synthetic;
   std::optional<DType> type;
   uint64_t seed = 1;

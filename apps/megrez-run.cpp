@@ -47,7 +47,7 @@ std::string usage() {
 }
 
 struct Args {
-  std::string model = std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
+  std::string model = default_model_path();
   std::optional<std::string> prompt;
   std::optional<std::vector<int32_t>> prompt_ids;
   std::optional<uint32_t> n;

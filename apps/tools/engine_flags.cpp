@@ -1,5 +1,7 @@
 #include "apps/tools/engine_flags.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -7,6 +9,16 @@
 #include "runtime/stream/expert_streamer.h"
 
 namespace megrez {
+
+std::string default_model_path() {
+  std::error_code error;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const std::filesystem::path installed = exe.parent_path().parent_path() / "share/megrez/models/megrez2-tiny";
+    if (std::filesystem::is_directory(installed, error)) return installed.string();
+  }
+  return std::string(MEGREZ_SOURCE_DIR) + "/models/megrez2-tiny";
+}
 
 namespace {
 

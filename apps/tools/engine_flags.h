@@ -32,6 +32,11 @@ T parse_flag_number(std::string_view flag, const std::string& text) {
   return value;
 }
 
+// The bundled tiny model the tools load without --model: the installed copy beside the
+// program (<prefix>/share/megrez/models/megrez2-tiny for <prefix>/bin/megrez-run), else the
+// source tree's (a program run from its build directory).
+std::string default_model_path();
+
 // The comma-separated items of a list value ("1,2,3"); empty items are kept (and rejected
 // by whatever parses them).
 std::vector<std::string> split_flag_list(const std::string& text);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tests/install/run.sh BUILD_DIR MODEL_DIR: installs BUILD_DIR into a temporary prefix, then
-# builds the outside program in consumer/ against it twice, with find_package(megrez) and with
-# pkg-config, shared and static, C and C++, and checks that every build prints the same text.
+# tests/install/run.sh BUILD_DIR MODEL_DIR: installs BUILD_DIR into a temporary prefix, checks
+# that the installed megrez-run finds the installed tiny model by itself, then builds the outside
+# program in consumer/ against it twice, with find_package(megrez) and with pkg-config, shared
+# and static, C and C++, and checks that every build prints the same text.
 set -euo pipefail
 build="$(cd "$1" && pwd)"
 model="$(cd "$2" && pwd)"
@@ -18,6 +19,11 @@ done
 soname="$(readelf -d "$prefix"/lib/libmegrez.so.* | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p' | head -1)"
 [ "$soname" = "libmegrez.so.0" ] || { echo "install: SONAME is '$soname'"; exit 1; }
 [ -L "$prefix/lib/libmegrez.so" ] || { echo "install: no libmegrez.so link"; exit 1; }
+
+# 0. the installed apps find the installed tiny model by themselves (not the source tree's)
+cli="$(cd / && "$prefix/bin/megrez-run" --chat --prompt "Who is God?" -n 4 </dev/null 2>&1)"
+case "$cli" in *"chat with $prefix/share/megrez/models/megrez2-tiny on "*) ;;
+  *) echo "installed megrez-run did not run the installed model: $cli"; exit 1 ;; esac
 
 # 1. find_package(megrez)
 cmake -S "$here/consumer" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
