@@ -91,7 +91,7 @@ class BpeEncoder final : public SpmEncoder {
       if (left < 0 || right < 0 || symbols[left].frozen || symbols[right].frozen) return;
       const std::string_view joined = std::string_view(normalized).substr(symbols[left].begin,
                                                                           symbols[left].size + symbols[right].size);
-      const int32_t id = find_piece(joined, plain);
+      const int32_t id = find_piece(joined);
       if (id < 0) return;
       agenda.push({left, right, model_.pieces[size_t(id)].score, joined.size()});
     };
@@ -103,7 +103,7 @@ class BpeEncoder final : public SpmEncoder {
       Symbol& right = symbols[size_t(top.right)];
       if (left.size == 0 || right.size == 0 || left.size + right.size != top.size) continue;
       const std::string merged(std::string_view(normalized).substr(left.begin, top.size));
-      if (type_of(find_piece(merged, plain), plain) == kUnused) {
+      if (type_of(find_piece(merged), plain) == kUnused) {
         split_unused.emplace(merged, std::make_pair(std::string(piece_of(left)), std::string(piece_of(right))));
       }
       left.size = top.size;
@@ -148,8 +148,7 @@ class BpeEncoder final : public SpmEncoder {
     return escaped;
   }
 
-  int32_t find_piece(std::string_view piece, bool plain) const {
-    (void)plain;
+  int32_t find_piece(std::string_view piece) const {
     auto it = pieces_.find(std::string(piece));
     return it == pieces_.end() ? -1 : it->second;
   }
@@ -165,7 +164,7 @@ class BpeEncoder final : public SpmEncoder {
   void emit(const std::string& piece, bool plain,
             const std::unordered_map<std::string, std::pair<std::string, std::string>>& split_unused,
             std::vector<int32_t>& ids) const {
-    const int32_t id = find_piece(piece, plain);
+    const int32_t id = find_piece(piece);
     if (id >= 0 && type_of(id, plain) == kUnused) {
       auto it = split_unused.find(piece);
       if (it != split_unused.end()) {

@@ -93,8 +93,7 @@ void keep_shown_text(Engine& engine, std::vector<int32_t>& history, size_t promp
   const size_t content = gen.ids.size() - (gen.stop_id ? 1 : 0);
   size_t keep = content;  // the ids whose bytes were all shown
   while (keep > 0 && gen.bytes_before[keep] > shown.size()) --keep;
-  history.resize(prompt_end + gen.ids.size() - (gen.ids.empty() ? 0 : 1));  // == the cache
-  const size_t fed = gen.ids.empty() ? 0 : gen.ids.size() - 1;
+  const size_t fed = gen.ids.empty() ? 0 : gen.ids.size() - 1;  // in the cache
   const size_t kept = std::min(keep, fed);
   engine.rewind(uint32_t(prompt_end + kept));
   history.resize(prompt_end + kept);

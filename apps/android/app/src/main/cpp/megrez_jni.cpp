@@ -63,9 +63,21 @@ void throw_error(JNIEnv* env, megrez_status status) {
   env->ThrowNew(type, message.c_str());  // ASCII status name + the library's message (UTF-8 text)
 }
 
+jstring java_string(JNIEnv* env, const char* s) { return java_string(env, s, std::char_traits<char>::length(s)); }
+
 template <class T>
 T* handle(jlong value) {
   return reinterpret_cast<T*>(static_cast<intptr_t>(value));
+}
+
+// A handle the C API just created, for Java; 0 with MegrezException pending when it failed.
+template <class T>
+jlong java_handle(JNIEnv* env, megrez_status status, T* created) {
+  if (status != MEGREZ_OK) {
+    throw_error(env, status);
+    return 0;
+  }
+  return static_cast<jlong>(reinterpret_cast<intptr_t>(created));
 }
 
 // Streams each piece to listener.onText(String); false (or a Java exception) stops generation.
@@ -102,11 +114,7 @@ JNIEXPORT jlong JNICALL Java_org_megrez_chat_MegrezNative_loadModel(JNIEnv* env,
   params.pipeline_cache = cache_dir ? cache.c_str() : nullptr;
   megrez_model* model = nullptr;
   const megrez_status status = megrez_model_load(model_path.c_str(), &params, &model);
-  if (status != MEGREZ_OK) {
-    throw_error(env, status);
-    return 0;
-  }
-  return static_cast<jlong>(reinterpret_cast<intptr_t>(model));
+  return java_handle(env, status, model);  // (not in one expression: arguments are unsequenced)
 }
 
 JNIEXPORT void JNICALL Java_org_megrez_chat_MegrezNative_freeModel(JNIEnv*, jclass, jlong model) {
@@ -114,18 +122,13 @@ JNIEXPORT void JNICALL Java_org_megrez_chat_MegrezNative_freeModel(JNIEnv*, jcla
 }
 
 JNIEXPORT jstring JNICALL Java_org_megrez_chat_MegrezNative_deviceName(JNIEnv* env, jclass, jlong model) {
-  const char* name = megrez_model_device_name(handle<megrez_model>(model));
-  return java_string(env, name, std::char_traits<char>::length(name));
+  return java_string(env, megrez_model_device_name(handle<megrez_model>(model)));
 }
 
 JNIEXPORT jlong JNICALL Java_org_megrez_chat_MegrezNative_createSession(JNIEnv* env, jclass, jlong model) {
   megrez_session* session = nullptr;
   const megrez_status status = megrez_session_create(handle<megrez_model>(model), &session);
-  if (status != MEGREZ_OK) {
-    throw_error(env, status);
-    return 0;
-  }
-  return static_cast<jlong>(reinterpret_cast<intptr_t>(session));
+  return java_handle(env, status, session);
 }
 
 JNIEXPORT void JNICALL Java_org_megrez_chat_MegrezNative_destroySession(JNIEnv*, jclass, jlong session) {
@@ -156,8 +159,7 @@ JNIEXPORT jstring JNICALL Java_org_megrez_chat_MegrezNative_chat(JNIEnv* env, jc
     throw_error(env, status);
     return nullptr;
   }
-  const char* reply = megrez_session_last_text(s);
-  return java_string(env, reply, std::char_traits<char>::length(reply));
+  return java_string(env, megrez_session_last_text(s));
 }
 
 JNIEXPORT void JNICALL Java_org_megrez_chat_MegrezNative_cancel(JNIEnv*, jclass, jlong session) {
@@ -187,8 +189,7 @@ JNIEXPORT jdoubleArray JNICALL Java_org_megrez_chat_MegrezNative_stats(JNIEnv* e
 }
 
 JNIEXPORT jstring JNICALL Java_org_megrez_chat_MegrezNative_version(JNIEnv* env, jclass) {
-  const char* v = megrez_version();
-  return java_string(env, v, std::char_traits<char>::length(v));
+  return java_string(env, megrez_version());
 }
 
 }  // extern "C"
