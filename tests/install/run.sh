@@ -19,6 +19,12 @@ done
 soname="$(readelf -d "$prefix"/lib/libmegrez.so.* | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p' | head -1)"
 [ "$soname" = "libmegrez.so.0" ] || { echo "install: SONAME is '$soname'"; exit 1; }
 [ -L "$prefix/lib/libmegrez.so" ] || { echo "install: no libmegrez.so link"; exit 1; }
+# Only the API is exported (api/megrez.map): the C API, and nothing of volk (vk* pointers).
+nm -D --defined-only "$prefix/lib/libmegrez.so" | awk '$3 != "" {sub(/@.*/, "", $3); print $3}' >"$work/exports"
+grep -qx 'megrez_session_chat' "$work/exports" || { echo "install: megrez_session_chat not exported"; exit 1; }
+if grep -E '^(vk|volk)' "$work/exports" >"$work/foreign"; then
+  echo "install: libmegrez.so exports volk's symbols:"; head -3 "$work/foreign"; exit 1
+fi
 
 # 0. the installed apps find the installed tiny model by themselves (not the source tree's)
 cli="$(cd / && "$prefix/bin/megrez-run" --chat --prompt "Who is God?" -n 4 </dev/null 2>&1)"
