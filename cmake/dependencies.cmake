@@ -65,6 +65,13 @@ if(MEGREZ_BUILD_TESTS)
   find_package(doctest CONFIG REQUIRED)
 endif()
 
+# megrez-server: Debian's libcpp-httplib-dev ships the library compiled, with the defines its
+# header must see (TLS and compression support) in its pkg-config file.
+if(MEGREZ_BUILD_SERVER)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+endif()
+
 # Build-time tools are the host's, also in a cross build (-DGLSLANG_VALIDATOR=... elsewhere).
 find_program(GLSLANG_VALIDATOR glslangValidator REQUIRED NO_CMAKE_FIND_ROOT_PATH)
 find_program(SPIRV_DIS spirv-dis REQUIRED NO_CMAKE_FIND_ROOT_PATH)

@@ -79,3 +79,12 @@ endif()
 add_test(NAME loader-no-vulkan
          COMMAND ${CMAKE_COMMAND} -DLOADER_DIR=${PROJECT_SOURCE_DIR}/loader
                  -P ${PROJECT_SOURCE_DIR}/loader/check_no_vulkan.cmake)
+
+# megrez-server over loopback: the openai npm client, every error case, API keys, 8 clients at
+# once (tests/server/run.sh; it installs the pinned client with npm at test time).
+if(TARGET megrez-server)
+  add_test(NAME server COMMAND bash ${PROJECT_SOURCE_DIR}/tests/server/run.sh $<TARGET_FILE_DIR:megrez-server>
+                                    ${PROJECT_SOURCE_DIR}/models/megrez2-tiny)
+  set_tests_properties(server PROPERTIES FAIL_REGULAR_EXPRESSION "vulkan (error|warning)" TIMEOUT 900
+                       LABELS "gpu;default")
+endif()

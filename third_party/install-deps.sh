@@ -15,6 +15,7 @@ packages=(
   libglfw3-dev doctest-dev
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libpcre2-dev
+  libcpp-httplib-dev curl           # megrez-server, and its tests
   clang libclang-rt-14-dev          # libFuzzer targets
   default-jdk-headless              # the Android app's JNI bridge, tested on the desktop JVM
   crossbuild-essential-arm64 qemu-user-static                       # ARM64 build, run under qemu
@@ -37,4 +38,12 @@ else
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node and npm run the server's test clients (the official `openai` package, installed by
+# tests/server/run.sh). A machine that has Node already (e.g. from NodeSource) keeps it.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: installing nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi

@@ -492,6 +492,12 @@ int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& opti
   return s.sampler.sample(masked, options, history);
 }
 
+void Engine::reseed_sampler(uint64_t seed) {
+  Sequence& s = *impl_->seq;
+  s.sampler.reseed(seed);
+  s.sampler_seeded = true;
+}
+
 StreamMode Engine::stream_mode() const { return impl_->mode; }
 
 std::string Engine::streaming_summary() const {

@@ -152,6 +152,9 @@ class Engine {
   // and whenever the seed changes); `history` feeds the repetition penalty. Ids at or past the
   // tokenizer's vocabulary size have no probability.
   int32_t sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history);
+  // Restarts the selected sequence's generator from `seed`, so a request with a seed gives the
+  // same text whatever ran on the sequence before.
+  void reseed_sampler(uint64_t seed);
 
   // Streaming: how experts are held and uploaded, one line; the last pass's cache statistics
   // (a decode step: one token); stats().stream has the totals.

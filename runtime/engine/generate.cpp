@@ -66,6 +66,7 @@ GeneratedText generate_text(Engine& engine, std::vector<float> logits, std::vect
     if (stops.matched()) halted = true;
   };
   g.should_stop = [&] { return halted || (options.cancel && options.cancel->load()); };
+  g.before_decode = options.between_tokens;
   const Clock::time_point decode_start = Clock::now();
   out.ids = generate(engine, std::move(logits), g, history);
   result.decode_seconds = seconds_since(decode_start);
@@ -116,7 +117,7 @@ void keep_shown_text(Engine& engine, std::vector<int32_t>& history, size_t promp
 std::vector<int32_t> generate(Engine& engine, std::vector<float> logits, const GenerateOptions& o,
                               std::vector<int32_t>& history) {
   // Greedy with no penalty runs the argmax on the GPU and never reads the logits back.
-  const bool gpu_greedy = o.sampler.greedy() && o.sampler.repeat_penalty == 1.0f && !o.on_logits;
+  const bool gpu_greedy = o.sampler.greedy() && !o.sampler.penalizes() && !o.on_logits;
   std::vector<int32_t> out;
   if (o.max_tokens == 0) return out;
   int32_t next = engine.sample(logits, o.sampler, history);
@@ -127,6 +128,7 @@ std::vector<int32_t> generate(Engine& engine, std::vector<float> logits, const G
     if (o.on_token) o.on_token(next);
     if (out.size() >= o.max_tokens || engine.position() >= engine.context_length()) break;
     if (o.should_stop && o.should_stop()) break;
+    if (o.before_decode) o.before_decode();
     if (gpu_greedy) {
       next = engine.decode_greedy(next);
     } else {
@@ -159,6 +161,12 @@ const char* finish_reason_name(FinishReason reason) {
 
 TextResult complete_text(Engine& engine, std::vector<int32_t>& cached, std::span<const int32_t> prompt,
                          const TextOptions& options) {
+  return complete_text(engine, cached, prompt, options, default_stop_ids(engine), {});
+}
+
+TextResult complete_text(Engine& engine, std::vector<int32_t>& cached, std::span<const int32_t> prompt,
+                         const TextOptions& options, const std::vector<int32_t>& stop_ids,
+                         std::span<const int32_t> close) {
   const Clock::time_point start = Clock::now();
   validate(options);
   if (prompt.empty()) throw Error("the prompt has no tokens", ErrorKind::InvalidArgument);
@@ -176,8 +184,8 @@ TextResult complete_text(Engine& engine, std::vector<int32_t>& cached, std::span
   result.prefill_seconds = seconds_since(start);
   cached.insert(cached.end(), rest.begin(), rest.end());
   const size_t prompt_end = cached.size();
-  const GeneratedText gen = generate_text(engine, std::move(logits), cached, default_stop_ids(engine), options, result, start);
-  keep_shown_text(engine, cached, prompt_end, gen, result.text, {});
+  const GeneratedText gen = generate_text(engine, std::move(logits), cached, stop_ids, options, result, start);
+  keep_shown_text(engine, cached, prompt_end, gen, result.text, close);
   return result;
 }
 

@@ -27,6 +27,9 @@ struct GenerateOptions {
   std::function<void(int32_t)> on_token;
   // Checked before each further decode: true ends generation.
   std::function<bool()> should_stop;
+  // Called before each further decode, after should_stop. A server lets other sequences use
+  // the engine here; it must leave this generation's sequence selected again on return.
+  std::function<void()> before_decode;
 };
 
 // Generates after `logits` (the last row of what the engine was fed) until a stop id,
@@ -63,6 +66,8 @@ struct TextOptions {
   // Streamed text in whole UTF-8 characters, never any part of a stop sequence; returning
   // false stops generation (FinishReason::Cancelled).
   std::function<bool(std::string_view)> on_text;
+  // GenerateOptions::before_decode: between two generated tokens (interleaving sequences).
+  std::function<void()> between_tokens;
 };
 
 struct TextResult {
@@ -80,6 +85,12 @@ struct TextResult {
 // only the rest is prefilled. Stop ids: the model's eos.
 TextResult complete_text(Engine& engine, std::vector<int32_t>& cached, std::span<const int32_t> prompt,
                          const TextOptions& options);
+// The same with the caller's stop ids (a chat template's end of turn), and `close` fed after
+// the reply (that end of turn), so a follow-up request that renders the conversation again
+// finds it all in the cache. `cached` then holds the prompt, the shown reply and `close`.
+TextResult complete_text(Engine& engine, std::vector<int32_t>& cached, std::span<const int32_t> prompt,
+                         const TextOptions& options, const std::vector<int32_t>& stop_ids,
+                         std::span<const int32_t> close);
 
 class ChatSession {
  public:

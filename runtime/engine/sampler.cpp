@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "loader/error.h"
@@ -23,18 +23,21 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
 }
 
 // CTRL-style penalty (as llama.cpp applies it): a seen token's positive logit is divided by
-// the penalty and a negative one multiplied, so it always becomes less likely.
-void apply_repeat_penalty(std::vector<float>& logits, const SamplerOptions& o, std::span<const int32_t> history) {
-  if (o.repeat_penalty == 1.0f || history.empty() || o.repeat_last_n == 0) return;
+// the penalty and a negative one multiplied, so it always becomes less likely. Then OpenAI's
+// frequency and presence penalties, subtracted.
+void apply_penalties(std::vector<float>& logits, const SamplerOptions& o, std::span<const int32_t> history) {
+  if (!o.penalizes() || history.empty() || o.repeat_last_n == 0) return;
   const size_t window = o.repeat_last_n < 0 ? history.size() : std::min<size_t>(history.size(), size_t(o.repeat_last_n));
-  std::unordered_set<int32_t> seen(history.end() - std::ptrdiff_t(window), history.end());
-  for (int32_t id : seen) {
+  std::unordered_map<int32_t, uint32_t> seen;
+  for (auto it = history.end() - std::ptrdiff_t(window); it != history.end(); ++it) ++seen[*it];
+  for (const auto& [id, count] : seen) {
     if (id < 0 || size_t(id) >= logits.size()) {
       throw Error("sampler: history token " + std::to_string(id) + " is outside the vocabulary of " +
                   std::to_string(logits.size()));
     }
     float& l = logits[size_t(id)];
     l = l > 0 ? l / o.repeat_penalty : l * o.repeat_penalty;
+    l -= float(count) * o.frequency_penalty + o.presence_penalty;
   }
 }
 
@@ -47,6 +50,12 @@ void validate(const SamplerOptions& o) {
   }
   if (!(o.repeat_penalty > 0.0f) || !std::isfinite(o.repeat_penalty)) {
     throw Error("sampler: repeat penalty must be positive, got " + std::to_string(o.repeat_penalty), ErrorKind::InvalidArgument);
+  }
+  for (const auto& [name, value] : {std::pair{"frequency", o.frequency_penalty}, std::pair{"presence", o.presence_penalty}}) {
+    if (!(value >= -2.0f && value <= 2.0f)) {
+      throw Error(std::string("sampler: ") + name + " penalty must be in [-2, 2], got " + std::to_string(value),
+                  ErrorKind::InvalidArgument);
+    }
   }
 }
 
@@ -68,7 +77,7 @@ int32_t Sampler::sample(std::span<const float> input, const SamplerOptions& o, s
   validate(o);
   if (input.empty()) throw Error("sampler: no logits to sample from");
   std::vector<float> logits(input.begin(), input.end());
-  apply_repeat_penalty(logits, o, history);
+  apply_penalties(logits, o, history);
   if (o.greedy()) return argmax(logits);
 
   std::vector<Candidate> candidates;

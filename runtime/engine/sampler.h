@@ -15,9 +15,14 @@ struct SamplerOptions {
   float top_p = 1.0f;             // keep the smallest set whose probability reaches top_p; >= 1: all
   uint64_t seed = 0;              // generator seed
   float repeat_penalty = 1.0f;    // > 1 discourages tokens seen in the last repeat_last_n of history
-  int32_t repeat_last_n = 64;     // history window for the penalty; < 0: the whole history
+  int32_t repeat_last_n = 64;     // history window for the penalties; < 0: the whole history
+  // OpenAI's additive penalties over the same window: a token seen c times loses
+  // c * frequency_penalty + presence_penalty (c > 0) from its logit. Each in [-2, 2].
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
 
   bool greedy() const { return temperature <= 0.0f; }
+  bool penalizes() const { return repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f; }
 };
 
 // Throws megrez::Error naming the first out-of-range option (negative penalty, NaN, ...).

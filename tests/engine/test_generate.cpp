@@ -152,3 +152,59 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a reply cut by a stop sequence keeps ex
   const std::vector<int32_t> kept(chat.tokens().begin() + cancelled.prompt_tokens, chat.tokens().end() - 1);
   CHECK(engine->detokenize(kept) == cancelled.text);
 }
+
+TEST_CASE_FIXTURE(GpuTest, "complete_text: another sequence used between two tokens changes nothing; chat close; reseed") {
+  // The server's slots: several sequences take turns on one engine between two generated
+  // tokens (TextOptions::between_tokens), and a chat reply ends with its end of turn fed.
+  auto engine = load_engine(kTinyModelDir, engine_options(128));
+  const ChatFormat format(engine->tokenizer());
+  auto prompt_of = [&](const std::string& user) {
+    return format.encode(format.prompt(std::vector<ChatMessage>{{"user", user}}, true));
+  };
+  const std::vector<int32_t> pa = prompt_of("Who is God?"), pb = prompt_of("Who was the father of Solomon?");
+  const std::vector<int32_t> close = {format.stop_ids().front()};
+  TextOptions options;
+  options.max_tokens = 12;
+  options.stop = {"zzzz"};  // not in the text: only held back and flushed
+
+  std::vector<int32_t> cached_a, cached_b;
+  const TextResult alone_a = complete_text(*engine, cached_a, pa, options, format.stop_ids(), close);
+  CHECK(cached_a.size() == engine->position());
+  CHECK(cached_a.back() == close[0]);
+  CHECK(std::vector<int32_t>(cached_a.begin(), cached_a.begin() + std::ptrdiff_t(pa.size())) == pa);
+  engine->reset();
+  const TextResult alone_b = complete_text(*engine, cached_b, pb, options, format.stop_ids(), close);
+  REQUIRE(alone_a.completion_tokens > 2);
+
+  // A again from scratch on sequence 0, while sequence 1 is fed B's prompt a token at a time
+  // between A's tokens.
+  const Engine::SequenceId a = engine->selected_sequence(), b = engine->add_sequence();
+  engine->reset();
+  cached_a.clear();
+  cached_b.clear();
+  size_t fed = 0;
+  options.between_tokens = [&] {
+    if (fed + 1 >= pb.size()) return;
+    engine->select_sequence(b);
+    engine->decode(pb[fed]);
+    cached_b.push_back(pb[fed++]);
+    engine->select_sequence(a);
+  };
+  const TextResult interleaved_a = complete_text(*engine, cached_a, pa, options, format.stop_ids(), close);
+  CHECK(interleaved_a.text == alone_a.text);
+  CHECK(fed > 0);
+  options.between_tokens = nullptr;
+  engine->select_sequence(b);
+  const TextResult continued_b = complete_text(*engine, cached_b, pb, options, format.stop_ids(), close);
+  CHECK(continued_b.prompt_tokens_fed == pb.size() - fed);
+  CHECK(continued_b.text == alone_b.text);
+
+  // A seeded request repeats whatever ran on the sequence before.
+  options.sampler.temperature = 1.0f;
+  auto seeded = [&] {
+    complete_text(*engine, cached_b, pa, options, format.stop_ids(), close);  // draws from the generator
+    engine->reseed_sampler(99);
+    return complete_text(*engine, cached_b, pb, options, format.stop_ids(), close).text;
+  };
+  CHECK(seeded() == seeded());
+}

@@ -110,6 +110,36 @@ TEST_CASE("sampler: the repetition penalty divides positive and multiplies negat
   CHECK_THROWS_AS(s.sample(std::vector<float>{1.0f, 2.0f}, o, std::vector<int32_t>{7}), Error);
 }
 
+TEST_CASE("sampler: frequency and presence penalties subtract count x frequency + presence from seen tokens") {
+  Sampler s;
+  SamplerOptions o;
+  o.frequency_penalty = 0.4f;
+  // Token 0 seen twice: 3.0 - 2 * 0.4 = 2.2 < 2.5.
+  CHECK(s.sample(std::vector<float>{3.0f, 2.5f}, o, std::vector<int32_t>{0, 0}) == 1);
+  // Seen once: 3.0 - 0.4 = 2.6 > 2.5.
+  CHECK(s.sample(std::vector<float>{3.0f, 2.5f}, o, std::vector<int32_t>{0}) == 0);
+  o.frequency_penalty = 0.0f;
+  o.presence_penalty = 0.6f;
+  // Presence does not grow with the count: 3.0 - 0.6 = 2.4 < 2.5, once or five times.
+  CHECK(s.sample(std::vector<float>{3.0f, 2.5f}, o, std::vector<int32_t>{0}) == 1);
+  CHECK(s.sample(std::vector<float>{3.0f, 2.35f}, o, std::vector<int32_t>{0, 0, 0, 0, 0}) == 0);
+  // Negative penalties favour seen tokens; both add up with the repetition penalty.
+  o.presence_penalty = -1.0f;
+  CHECK(s.sample(std::vector<float>{2.0f, 2.5f}, o, std::vector<int32_t>{0}) == 0);
+  o.presence_penalty = 0.5f;
+  o.repeat_penalty = 2.0f;  // 3.0 / 2 - 0.5 = 1.0 < 1.1
+  CHECK(s.sample(std::vector<float>{3.0f, 1.1f}, o, std::vector<int32_t>{0}) == 1);
+  // Only the window counts.
+  o.repeat_penalty = 1.0f;
+  o.repeat_last_n = 1;
+  CHECK(s.sample(std::vector<float>{3.0f, 2.8f}, o, std::vector<int32_t>{1, 0}) == 1);  // all: 2.5 vs 2.3
+  // Out of OpenAI's range [-2, 2]: an error.
+  o.frequency_penalty = 2.5f;
+  CHECK_THROWS_AS(s.sample(std::vector<float>{1.0f}, o), Error);
+  o.frequency_penalty = NAN;
+  CHECK_THROWS_AS(s.sample(std::vector<float>{1.0f}, o), Error);
+}
+
 TEST_CASE("sampler: the same seed gives the same tokens, another seed other tokens") {
   std::vector<float> logits(50);
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(i % 7) * 0.3f;
