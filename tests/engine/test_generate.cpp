@@ -82,9 +82,10 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a conversation longer than the context 
   auto engine = load_engine(kTinyModelDir, engine_options(48));
   ChatSession chat(*engine);
   SamplerOptions greedy;
-  chat.reply("Who is God?", greedy, 16);
+  chat.reply("Who is God?", greedy, 16);  // 14 prompt tokens and the reply
   CHECK_FALSE(chat.restarted());
-  chat.reply("And who is Moses, the servant of the Lord?", greedy, 16);
+  // 35 tokens: the turn fits the context alone, not after the first one.
+  chat.reply("And who is Moses, the servant of the Lord, the son of Amram, whom the LORD knew face to face?", greedy, 8);
   CHECK(chat.restarted());
   CHECK(chat.messages().size() == 2);
   CHECK(engine->position() == chat.tokens().size());
@@ -118,7 +119,8 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a reply cut by a stop sequence keeps ex
   ChatSession chat(*engine);
   TextOptions options;
   options.max_tokens = 24;
-  const TextResult full = chat.reply("Who is God?", options);
+  const std::string question = "What does John 3:16 say?";  // a verse-length answer
+  const TextResult full = chat.reply(question, options);
   REQUIRE(full.text.size() > 12);
   chat.clear();
 
@@ -129,7 +131,7 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a reply cut by a stop sequence keeps ex
     streamed += piece;
     return true;
   };
-  const TextResult cut = chat.reply("Who is God?", options);
+  const TextResult cut = chat.reply(question, options);
   CHECK(cut.text == full.text.substr(0, full.text.find(stop)));
   CHECK(streamed == cut.text);
   CHECK(cut.finish == FinishReason::Stop);
@@ -146,7 +148,7 @@ TEST_CASE_FIXTURE(GpuTest, "ChatSession: a reply cut by a stop sequence keeps ex
   options.stop.clear();
   int pieces = 0;
   options.on_text = [&](std::string_view) { return ++pieces < 2; };
-  const TextResult cancelled = chat.reply("Who is God?", options);
+  const TextResult cancelled = chat.reply(question, options);
   CHECK(cancelled.finish == FinishReason::Cancelled);
   CHECK(full.text.rfind(cancelled.text, 0) == 0);
   const std::vector<int32_t> kept(chat.tokens().begin() + cancelled.prompt_tokens, chat.tokens().end() - 1);
@@ -161,7 +163,7 @@ TEST_CASE_FIXTURE(GpuTest, "complete_text: another sequence used between two tok
   auto prompt_of = [&](const std::string& user) {
     return format.encode(format.prompt(std::vector<ChatMessage>{{"user", user}}, true));
   };
-  const std::vector<int32_t> pa = prompt_of("Who is God?"), pb = prompt_of("Who was the father of Solomon?");
+  const std::vector<int32_t> pa = prompt_of("What does John 3:16 say?"), pb = prompt_of("Who was the father of Solomon?");
   const std::vector<int32_t> close = {format.stop_ids().front()};
   TextOptions options;
   options.max_tokens = 12;

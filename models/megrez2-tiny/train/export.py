@@ -190,8 +190,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "ckpt", "last.pt"),
                     help="checkpoint of the last training phase")
+    ap.add_argument("--prior-log", default=None,
+                    help="train_log.json of the phases before a phase started from exported "
+                         "weights (train.py --init-weights), kept in front of its log")
     args = ap.parse_args()
     ck = torch.load(args.ckpt)
+    if args.prior_log:
+        present = {e.get("phase", 1) for e in ck["log"]}
+        with open(args.prior_log) as f:
+            prior = [e for e in json.load(f) if e.get("phase", 1) not in present]
+        ck["log"] = prior + ck["log"]
     trained = Megrez2ForCausalLM(cfg)
     trained.load_state_dict(ck["model"])
     st_path = os.path.join(ROOT, "model.safetensors")

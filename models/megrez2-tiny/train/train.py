@@ -12,6 +12,13 @@ Checkpoints (model, optimizer, step, elapsed, log) go to ckpt/last.pt every few 
 and the data-sampling RNG are taken from CKPT, while the step counter, clock, warm-up and
 cosine schedule start afresh (peak --lr, floor --lr-floor); the new phase checkpoints into
 --ckpt-dir and keeps the earlier phases' log entries (tagged with their phase number).
+--init-weights FILE.safetensors starts a new phase from exported weights (fresh AdamW moments).
+--chat FILE.jsonl (prepare_chat.py) makes the phase a chat phase: of each batch, --chat-rows
+rows are packed chat conversations, each row starting at a conversation's first token (so the
+first one sits at position 0 as in real use), conversations drawn with the TASK_WEIGHTS
+below and rendered in the model's chat template; only the assistant's tokens and its
+<|turn_end|> are targets there. The other rows are plain-text windows as before, every token
+a target, so the language model does not decay.
 """
 import argparse
 import json
@@ -32,8 +39,13 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402
 from megrez2 import Megrez2ForCausalLM  # noqa: E402
 
+# Chat phase: share of the conversations drawn per task. The genealogy facts are few (about
+# a hundred), so they are drawn far more often than their share of the file.
+TASK_WEIGHTS = {"lookup": 0.15, "complete": 0.2, "next": 0.15, "book": 0.2, "father": 0.15,
+                "dialogue": 0.15}
 GAMMA = 1e-3          # router bias update step
 WEIGHT_DECAY = 0.1
 
@@ -52,6 +64,41 @@ def token_stream(sp, path, eos_id):
                 ids.extend(sp.encode(chapter))
                 ids.append(eos_id)
     return torch.tensor(ids, dtype=torch.long)
+
+
+def render_chat(sp, messages):
+    """Token ids of a conversation in the chat template, and per token whether it is a target
+    (assistant content and its closing <|turn_end|>). The segments are encoded one by one; the
+    special tokens split the text exactly so, as in the runtime's tokenizer."""
+    ids, target = [], []
+    for m in messages:
+        head = sp.encode(f"<|role_start|>{m['role']}<|role_end|>")
+        body = sp.encode(m["content"]) + sp.encode("<|turn_end|>")
+        ids += head + body
+        target += [False] * len(head) + [m["role"] == "assistant"] * len(body)
+    return ids, target
+
+
+class ChatData:
+    def __init__(self, sp, path, eos_id):
+        self.by_task = {}
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                c = json.loads(line)
+                self.by_task.setdefault(c["task"], []).append(render_chat(sp, c["messages"]))
+        self.tasks = sorted(self.by_task)
+        self.weights = torch.tensor([TASK_WEIGHTS[t] for t in self.tasks])
+        self.eos_id = eos_id
+
+    def row(self, seq, gen):
+        ids, target = [], []
+        while len(ids) < seq + 1:
+            task = self.tasks[int(torch.multinomial(self.weights, 1, generator=gen))]
+            convs = self.by_task[task]
+            c_ids, c_target = convs[int(torch.randint(len(convs), (1,), generator=gen))]
+            ids += c_ids + [self.eos_id]
+            target += c_target + [False]
+        return torch.tensor(ids[:seq + 1]), torch.tensor(target[:seq + 1])
 
 
 def batch(stream, bsz, seq, gen):
@@ -92,10 +139,18 @@ def main():
     ap.add_argument("--warmup", type=int, default=60, help="warm-up steps")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init-from", default=None, help="checkpoint of a finished phase")
+    ap.add_argument("--init-weights", default=None, help="exported model.safetensors")
+    ap.add_argument("--chat", default=None, help="chat conversations (prepare_chat.py)")
+    ap.add_argument("--chat-rows", type=int, default=10, help="chat rows per batch")
+    ap.add_argument("--phase", type=int, default=None, help="phase number for the log")
+    ap.add_argument("--end-weight", type=float, default=1.0,
+                    help="loss weight of the <|turn_end|> targets in chat rows (a reply's end is "
+                         "one token of many; weighting it teaches replies to end)")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1234)
     args = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     cfg = load_config()
@@ -103,6 +158,10 @@ def main():
     train = token_stream(sp, os.path.join(HERE, "data", "train.txt"), sp.eos_id())
     val = token_stream(sp, os.path.join(HERE, "data", "val.txt"), sp.eos_id())
     print(f"train tokens {len(train)}  val tokens {len(val)}", flush=True)
+    chat = ChatData(sp, args.chat, sp.eos_id()) if args.chat else None
+    turn_end_id = sp.piece_to_id("<|turn_end|>")
+    if chat:
+        print("chat conversations", {t: len(c) for t, c in chat.by_task.items()}, flush=True)
 
     model = Megrez2ForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
@@ -133,6 +192,12 @@ def main():
         log = [dict(e, phase=e.get("phase", phase - 1)) for e in ck["log"]]
         print(f"phase {phase}: starting from {args.init_from} (its step {ck['step']}, "
               f"{ck['elapsed']:.0f}s)", flush=True)
+    elif args.init_weights:
+        tensors, _ = safetensors_io.read(args.init_weights)
+        model.load_hf_state_dict(tensors)
+        print(f"starting from the weights in {args.init_weights}", flush=True)
+    if args.phase is not None and not args.resume:
+        phase = args.phase
     floor = args.lr * 0.05 if args.lr_floor is None else args.lr_floor
 
     def save():
@@ -154,9 +219,21 @@ def main():
         lr = lr_at(step, elapsed_now() / budget, args.lr, floor, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch(train, args.batch, args.seq, gen)
+        x, y = batch(train, args.batch - (args.chat_rows if chat else 0), args.seq, gen)
+        counted = torch.ones_like(y, dtype=torch.bool)
+        if chat:
+            rows = [chat.row(args.seq, gen) for _ in range(args.chat_rows)]
+            chat_ids = torch.stack([r[0] for r in rows])
+            x = torch.cat([x, chat_ids[:, :-1]])
+            y = torch.cat([y, chat_ids[:, 1:]])
+            counted = torch.cat([counted, torch.stack([r[1] for r in rows])[:, 1:]])
         logits, routing = model.forward_batch(x, return_routing=True)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                    reduction="none")
+        weight = counted.reshape(-1).float()
+        if chat and args.end_weight != 1.0:
+            weight = torch.where(y.reshape(-1) == turn_end_id, weight * args.end_weight, weight)
+        loss = (per_token * weight).sum() / weight.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
