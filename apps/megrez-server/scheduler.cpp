@@ -17,11 +17,6 @@ bool Job::take_text(std::string& text, int timeout_ms) {
   return finished_;
 }
 
-bool Job::finished() const {
-  std::lock_guard lock(mutex_);
-  return finished_;
-}
-
 TextResult Job::result() const {
   std::lock_guard lock(mutex_);
   return result_;

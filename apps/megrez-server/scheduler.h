@@ -38,7 +38,6 @@ class Job {
   // Waits up to `timeout_ms` for text or the end; moves the text produced so far into `text`.
   // Returns true once the job has finished (the result or error is then set).
   bool take_text(std::string& text, int timeout_ms);
-  bool finished() const;
   TextResult result() const;
   std::optional<std::string> error() const;  // an engine error during the run
 
