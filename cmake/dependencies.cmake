@@ -72,6 +72,18 @@ if(MEGREZ_BUILD_SERVER)
   pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 endif()
 
+# megrez-chat: GLFW, Dear ImGui 1.86 and SQLite from Debian. libimgui.a's Vulkan backend calls
+# vk* prototypes, which volk replaces with its own pointers, so the backend is compiled from the
+# source Debian ships beside it with IMGUI_IMPL_VULKAN_NO_PROTOTYPES (apps/megrez-chat).
+if(MEGREZ_BUILD_CHAT)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(GLFW REQUIRED IMPORTED_TARGET glfw3)
+  pkg_check_modules(IMGUI REQUIRED IMPORTED_TARGET imgui)
+  pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
+  find_file(IMGUI_VULKAN_BACKEND_SOURCE imgui_impl_vulkan.cpp
+            PATHS /usr/share/doc/libimgui-dev/examples/backends REQUIRED NO_DEFAULT_PATH)
+endif()
+
 # Build-time tools are the host's, also in a cross build (-DGLSLANG_VALIDATOR=... elsewhere).
 find_program(GLSLANG_VALIDATOR glslangValidator REQUIRED NO_CMAKE_FIND_ROOT_PATH)
 find_program(SPIRV_DIS spirv-dis REQUIRED NO_CMAKE_FIND_ROOT_PATH)

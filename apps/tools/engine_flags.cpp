@@ -88,6 +88,7 @@ bool parse_engine_flag(FlagCursor& cursor, EngineOptions& o) {
   else if (flag == "--storage-bw") o.storage_bw = checked_storage_bw(cursor.value());
   else if (flag == "--eviction") o.eviction = checked_choice(flag, cursor.value(), "pool", "lru");
   else if (flag == "--expert-upload") o.expert_upload = checked_choice(flag, cursor.value(), "queue", "host");
+  else if (flag == "--layer-breaks") o.layer_breaks = true;
   else return false;
   return true;
 }
@@ -125,6 +126,8 @@ std::string engine_flags_usage(std::string_view ctx_default) {
   --expert-upload queue|host
                         upload path: transfer queue, or host copy into mapped memory (unified
                         memory only); default chosen per device
+  --layer-breaks        submit resident passes a layer at a time, so other work on the queue
+                        (a window's frames) runs in between (megrez-chat always does)
 )";
 }
 

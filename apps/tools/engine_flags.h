@@ -59,7 +59,7 @@ class FlagCursor {
 // returns true; false (nothing consumed) for any other flag.
 //   --ctx N  --kv f16|f32  --chunk N  --device N|NAME  --profile NAME|FILE  --validation
 //   --expert-budget SIZE|PCT  --stream auto|resident|prefetch|ondemand  --storage-bw GB/s
-//   --eviction pool|lru  --expert-upload queue|host
+//   --eviction pool|lru  --expert-upload queue|host  --layer-breaks
 bool parse_engine_flag(FlagCursor& cursor, EngineOptions& options);
 
 // A tool's main: runs `body` and returns its exit status, or prints one line "tool: message"

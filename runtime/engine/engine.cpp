@@ -142,6 +142,7 @@ struct Engine::Impl {
   std::unique_ptr<Activations> act;
   std::unique_ptr<Forward> forward;
   std::unique_ptr<CommandBuffer> cmd;
+  std::unique_ptr<LayerBreaks> layer_breaks;  // EngineOptions::layer_breaks (resident only)
   std::unique_ptr<StageProfiler> stages;  // only with options.profile_stages
   StreamMode mode = StreamMode::Resident;
   StreamerOptions streaming;              // Prefetch / OnDemand only
@@ -295,10 +296,13 @@ void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
     }
     stats.stream = streamer->totals();
   } else {
+    const Clock::time_point start = Clock::now();
     cmd->begin();
     if (stages) stages->reset(*cmd);
-    forward->record(*cmd, seq->position, uint32_t(ids.size()), out);
+    if (layer_breaks) layer_breaks->begin_pass();
+    forward->record(*cmd, seq->position, uint32_t(ids.size()), out, layer_breaks.get());
     cmd->submit_and_wait();
+    if (layer_breaks) layer_breaks->end_pass(seconds_since(start));
   }
   if (stages) stages->collect();
   seq->position += uint32_t(ids.size());
@@ -347,6 +351,7 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
                                          m->sampleable_vocab());
   m->select(0);
   m->cmd = std::make_unique<CommandBuffer>(ctx);
+  if (options.layer_breaks && resident) m->layer_breaks = std::make_unique<LayerBreaks>(*m->weights);
   progress(options, 0.85f, "pipelines");
   const Clock::time_point pipelines_start = Clock::now();
   m->warm_up();
@@ -508,6 +513,13 @@ std::string Engine::streaming_summary() const {
 const StreamStats& Engine::last_pass_stream_stats() const {
   static const StreamStats none;
   return impl_->streamer ? impl_->streamer->last_pass() : none;
+}
+
+ExpertMap Engine::expert_map() const {
+  if (impl_->streamer) return impl_->streamer->expert_map();
+  ExpertMap map;
+  for (const auto& pool : impl_->model->weights().pools) map.resident.emplace_back(pool.size(), 1);
+  return map;
 }
 
 void Engine::reset_stream_stats() {

@@ -60,6 +60,15 @@ struct StreamStats {
   void add(const StreamStats& pass);  // sums counters, keeps the latest occupancy
 };
 
+// Which routed experts device memory holds, and which the last pass used, per pool (the chat
+// GUI's expert-cache grid). Resident mode holds them all and keeps the router's choices on the
+// GPU, so `used` is known only when streaming (usage_known).
+struct ExpertMap {
+  std::vector<std::vector<uint8_t>> resident;  // [pool][expert]: 1 in device memory
+  std::vector<std::vector<uint8_t>> used;      // [pool][expert]: layers of the pool that chose it (last pass)
+  bool usage_known = false;
+};
+
 // The slowest storage the expert throttle emulates, GB/s (1 MB/s): below it one expert's read
 // takes minutes, and 1e-300 made every upload wait forever.
 inline constexpr double kMinStorageBandwidth = 1e-3;
@@ -81,6 +90,10 @@ struct EngineOptions {
   double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled,
                                     // else at least kMinStorageBandwidth
 
+  // Submit resident passes a layer at a time, each waited for, so that other work on the same
+  // queue runs between layers: the chat GUI draws on the engine's queue, and on a device with
+  // one queue (lavapipe) its frames would otherwise wait for whole tokens. Costs a little speed.
+  bool layer_breaks = false;
   std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
   std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)
   // Called on the loading thread as loading proceeds: fraction 0..1 and the stage
@@ -161,6 +174,7 @@ class Engine {
   StreamMode stream_mode() const;   // Resident, Prefetch or OnDemand (never Auto)
   std::string streaming_summary() const;
   const StreamStats& last_pass_stream_stats() const;
+  ExpertMap expert_map() const;
   void reset_stream_stats();
 
   // Sequences: independent token streams over the same weights and expert cache, each with its

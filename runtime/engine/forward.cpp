@@ -78,6 +78,24 @@ Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const Kv
 
 // Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
 // then embed, final norm, lm_head, read-back.
+CommandBuffer& LayerBreaks::cut(CommandBuffer& cmd, int64_t) {
+  if (++places_ % stride_ != 0) return cmd;
+  cmd.submit_and_wait();
+  cmd.begin();
+  return cmd;
+}
+
+void LayerBreaks::end_pass(double seconds) {
+  if (places_ == 0 || seconds <= 0) return;
+  const double per_place = seconds / double(places_);
+  stride_ = std::max<uint32_t>(1, uint32_t(kPartSeconds / per_place));
+}
+
+void LayerBreaks::routed_experts(int64_t layer, uint32_t, const RecordExperts& record, const CutPass&) {
+  const DeviceExpertPool& pool = model_.pools[size_t(model_.layers[size_t(layer)].pool)];
+  record(pool.slots, pool.slot_table, {});
+}
+
 uint32_t Forward::max_stage_scopes(const ModelConfig& config) { return 7 * uint32_t(config.num_hidden_layers) + 8; }
 
 CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, LogitsOut out,
@@ -131,7 +149,7 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     if (next_routed) {
       const DeviceLayer& next = model_.layers[size_t(i + 1)];
       stage("router", bytes_of(next.router) + bytes_of(next.router_bias));
-      route(*cmd, i + 1, h2, T, feed != nullptr);                                     sync(*cmd);
+      route(*cmd, i + 1, h2, T, feed && feed->reads_ids());                           sync(*cmd);
     }
     if (feed && (next_routed || c_.is_moe_layer(i))) cut(next_routed ? i + 1 : -1);
     if (!c_.is_moe_layer(i)) {

@@ -46,6 +46,30 @@ class ExpertFeed {
   // separated by cut_pass() when a chunk needs more experts than the cache holds.
   virtual void routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record,
                               const CutPass& cut_pass) = 0;
+  // Whether the routers' ids are copied where the host reads them (streaming needs them).
+  virtual bool reads_ids() const { return true; }
+};
+
+// Resident mode on a queue shared with other work (the chat GUI draws its frames on it): the
+// pass is submitted a layer at a time and each part waited for, so work queued meanwhile runs
+// between two layers rather than after the whole pass. Same kernels, same results.
+// Each break costs a host wait, so only every stride-th place a pass could break is used,
+// the stride chosen from the last pass's time to make parts of about kPartSeconds.
+class LayerBreaks final : public ExpertFeed {
+ public:
+  static constexpr double kPartSeconds = 0.010;
+
+  explicit LayerBreaks(const DeviceWeights& model) : model_(model) {}
+  void begin_pass() { places_ = 0; }
+  void end_pass(double seconds);  // the pass's wall time: sets the stride for the next
+  CommandBuffer& cut(CommandBuffer& cmd, int64_t routed_layer) override;
+  void routed_experts(int64_t layer, uint32_t tokens, const RecordExperts& record, const CutPass& cut_pass) override;
+  bool reads_ids() const override { return false; }
+
+ private:
+  const DeviceWeights& model_;
+  uint32_t places_ = 0;  // places to break met in this pass
+  uint32_t stride_ = 1;
 };
 
 class Forward {

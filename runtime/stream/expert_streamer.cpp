@@ -149,6 +149,8 @@ ExpertStreamer::ExpertStreamer(Context& ctx, const ModelConfig& config, const Mo
                                                options.storage_bytes_per_second);
   if (ctx.caps().timestamps) timer_ = std::make_unique<GpuProfiler>(ctx, kMaxTimedSegments);
   router_value_.assign(size_t(config.num_hidden_layers), 0);
+  for (const std::vector<ExpertWeights>& pool : weights.pools) pass_use_.emplace_back(pool.size(), 0);
+  last_use_ = pass_use_;
 }
 
 ExpertStreamer::~ExpertStreamer() {
@@ -226,6 +228,7 @@ CommandBuffer& ExpertStreamer::begin_pass() {
   current_ = 0;
   next_table_ = 0;
   pass_ = {};
+  for (std::vector<uint8_t>& pool : pass_use_) std::fill(pool.begin(), pool.end(), 0);
   upload_segments_.clear();
   std::fill(router_value_.begin(), router_value_.end(), 0);
   return next_segment();
@@ -257,7 +260,20 @@ void ExpertStreamer::finish_pass(CommandBuffer& last) {
   pass_.slots = cache_.slots();
   pass_.occupied = cache_.occupied();
   last_pass_ = pass_;
+  last_use_ = pass_use_;
   totals_.add(pass_);
+}
+
+ExpertMap ExpertStreamer::expert_map() const {
+  ExpertMap map;
+  map.usage_known = true;
+  map.used = last_use_;
+  map.resident.resize(weights_.pools.size());
+  for (uint32_t p = 0; p < weights_.pools.size(); ++p) {
+    map.resident[p].resize(weights_.pools[p].size());
+    for (uint32_t e = 0; e < weights_.pools[p].size(); ++e) map.resident[p][e] = cache_.slot_of(p, e) ? 1 : 0;
+  }
+  return map;
 }
 
 BufferRange ExpertStreamer::next_table() {
@@ -297,6 +313,10 @@ void ExpertStreamer::routed_experts(int64_t layer, uint32_t tokens, const Record
   std::sort(needed.begin(), needed.end());
   needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
   pass_.lookups += needed.size();
+  for (uint32_t e : needed) {
+    uint8_t& use = pass_use_[pool][e];
+    if (use < 255) ++use;
+  }
 
   // Rounds: the resident experts and as many misses as fit, then the other misses a cache-full
   // at a time (a decode step always takes one round: top_k < slots).

@@ -72,6 +72,7 @@ class ExpertStreamer final : public ExpertFeed {
   const StreamStats& totals() const { return totals_; }
   void reset_totals() { totals_ = {}; }
   std::string summary() const;
+  ExpertMap expert_map() const;  // residency now, use in the last finished pass
 
  private:
   class RecordingOnly final : public ExpertFeed {
@@ -115,6 +116,7 @@ class ExpertStreamer final : public ExpertFeed {
   std::vector<uint64_t> router_value_;   // per layer: the segment holding its router, this pass
   std::vector<uint32_t> upload_segments_;// this pass: segments that waited on an upload
   StreamStats pass_, last_pass_, totals_;
+  std::vector<std::vector<uint8_t>> pass_use_, last_use_;  // [pool][expert]: layers that chose it
   RecordingOnly recording_only_{*this};
 };
 

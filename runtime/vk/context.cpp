@@ -136,7 +136,16 @@ Context::Context(const ContextOptions& options) : options_(options) {
   const bool validation = options.validation.value_or(env_or("MEGREZ_VALIDATION", "0") == "1");
   try {
     create_instance(validation);
-    info_ = select_device(instance_, options.device.empty() ? env_or("MEGREZ_DEVICE", "") : options.device);
+    DeviceRequirement presents;
+    if (options.can_present) {
+      presents = [&](const DeviceInfo& d) -> std::string {
+        const uint32_t family = plan_queues(d).compute_family;
+        if (!(d.queue_families[family].queueFlags & VK_QUEUE_GRAPHICS_BIT)) return "its compute queue cannot draw";
+        if (!options.can_present(instance_, d.handle, family)) return "cannot present to this window";
+        return "";
+      };
+    }
+    info_ = select_device(instance_, options.device.empty() ? env_or("MEGREZ_DEVICE", "") : options.device, presents);
     create_device();
     std::string cache = options.pipeline_cache.empty() ? env_or("MEGREZ_PIPELINE_CACHE", "")
                                                        : options.pipeline_cache;
@@ -178,6 +187,12 @@ void Context::create_instance(bool validation) {
       features.pNext = &messenger_info;
       next = &features;
     }
+  }
+  for (const std::string& name : options_.instance_extensions) {
+    if (!has_instance_extension(nullptr, name.c_str())) {
+      throw Error("the Vulkan loader lacks the instance extension " + name + " that the window needs");
+    }
+    extensions.push_back(name.c_str());
   }
   instance_ = create_plain_instance(next, layers, extensions);
   if (validation_) {
@@ -222,6 +237,7 @@ void Context::create_device() {
 
   std::vector<const char*> extensions;
   if (caps_.push_descriptors) extensions.push_back(VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+  if (options_.can_present) extensions.push_back(VK_KHR_SWAPCHAIN_EXTENSION_NAME);
 
   auto info = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
   info.pNext = &features;
@@ -270,6 +286,16 @@ void Context::submit(QueueRole role, const VkSubmitInfo& submit, VkFence fence) 
 void Context::wait_idle() {
   std::scoped_lock guard(compute_mutex_, transfer_mutex_);
   vk_check(vkDeviceWaitIdle(device_), "vkDeviceWaitIdle");
+}
+
+VkResult Context::present(const VkPresentInfoKHR& info) {
+  std::lock_guard guard(compute_mutex_);
+  return vkQueuePresentKHR(compute_.queue, &info);
+}
+
+void Context::with_queues_locked(const std::function<void()>& body) {
+  std::scoped_lock guard(compute_mutex_, transfer_mutex_);
+  body();
 }
 
 bool Context::validation_enabled() const { return validation_ != nullptr; }

@@ -3,6 +3,7 @@
 // device with its compute (and transfer) queue, the capped DeviceCaps, and the per-device
 // services every kernel uses: the pipeline registry and the blocking upload/download helper.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,12 @@ struct ContextOptions {
   std::string pipeline_cache;
   // Longest a host wait on the GPU may take before it is reported as a hang.
   std::chrono::milliseconds gpu_timeout{std::chrono::seconds(120)};
+  // A window to present to, from the same instance and device as the engine (the chat GUI):
+  // the window system's instance extensions, and whether a queue family of a device can
+  // present to it. With can_present set, only a device whose compute queue family also does
+  // graphics and can present is chosen, and VK_KHR_swapchain is enabled.
+  std::vector<std::string> instance_extensions;
+  std::function<bool(VkInstance, VkPhysicalDevice, uint32_t family)> can_present;
 };
 
 enum class QueueRole { Compute, Transfer };
@@ -82,6 +89,12 @@ class Context {
   // and transfer roles may share one VkQueue).
   void submit(QueueRole role, const VkSubmitInfo& submit, VkFence fence);
   void wait_idle();
+  // A window (options().can_present): vkQueuePresentKHR on the compute queue, under its lock.
+  // Returns the result (VK_ERROR_OUT_OF_DATE_KHR and VK_SUBOPTIMAL_KHR ask for a new swapchain).
+  VkResult present(const VkPresentInfoKHR& info);
+  // Runs `body` with every queue locked: for calls that need all queues externally
+  // synchronized, like a vkDeviceWaitIdle inside a swapchain rebuild.
+  void with_queues_locked(const std::function<void()>& body);
 
   // Validation layer state. Counts warnings and errors of the validation/performance kinds.
   bool validation_enabled() const;

@@ -54,8 +54,13 @@ static std::string device_list(const std::vector<DeviceInfo>& devices) {
   return devices.empty() ? std::string(" (none: is a Vulkan driver installed?)") : text;
 }
 
-DeviceInfo select_device(VkInstance instance, const std::string& selector) {
+DeviceInfo select_device(VkInstance instance, const std::string& selector, const DeviceRequirement& requirement) {
   std::vector<DeviceInfo> devices = enumerate_devices(instance);
+  auto reason_not = [&](const DeviceInfo& d) {
+    std::string reason = unusable_reason(d);
+    if (reason.empty() && requirement) reason = requirement(d);
+    return reason;
+  };
   const bool by_index = !selector.empty() &&
       std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
   if (by_index) {
@@ -63,8 +68,8 @@ DeviceInfo select_device(VkInstance instance, const std::string& selector) {
     if (index >= devices.size()) {
       throw Error("device index " + selector + " out of range; devices:" + device_list(devices));
     }
-    std::string reason = unusable_reason(devices[index]);
-    if (!reason.empty()) throw Error("device " + describe_device(devices[index]) + " cannot run megrez");
+    std::string reason = reason_not(devices[index]);
+    if (!reason.empty()) throw Error("device " + describe_device(devices[index]) + " cannot be used: " + reason);
     return devices[index];
   }
   std::vector<const DeviceInfo*> candidates;
@@ -77,10 +82,19 @@ DeviceInfo select_device(VkInstance instance, const std::string& selector) {
     return type_rank(a->props.deviceType) < type_rank(b->props.deviceType);
   });
   for (const DeviceInfo* d : candidates) {
-    if (unusable_reason(*d).empty()) return *d;
+    if (reason_not(*d).empty()) return *d;
   }
-  if (selector.empty()) throw Error("no Vulkan device can run megrez; devices:" + device_list(devices));
-  throw Error("no usable device matches '" + selector + "'; devices:" + device_list(devices));
+  std::string listed = device_list(devices);
+  if (requirement) {  // say why each otherwise usable device was passed over
+    listed.clear();
+    for (const auto& d : devices) {
+      const std::string why = unusable_reason(d).empty() ? reason_not(d) : "";
+      listed += "\n  " + describe_device(d) + (why.empty() ? "" : " (" + why + ")");
+    }
+    if (devices.empty()) listed = device_list(devices);
+  }
+  if (selector.empty()) throw Error("no Vulkan device can run megrez here; devices:" + listed);
+  throw Error("no usable device matches '" + selector + "'; devices:" + listed);
 }
 
 }  // namespace megrez
