@@ -4,6 +4,17 @@ if(TARGET test-loader)
   add_test(NAME loader COMMAND test-loader)
 endif()
 
+if(TARGET test-chat)
+  add_test(NAME chat-store COMMAND test-chat)
+endif()
+# megrez-chat in a real window on Xvfb, driven by xdotool (tests/chat/run.sh); screenshots are
+# kept in build/test-artifacts/chat.
+if(TARGET megrez-chat)
+  add_test(NAME chat-gui COMMAND bash ${PROJECT_SOURCE_DIR}/tests/chat/run.sh $<TARGET_FILE_DIR:megrez-chat>
+                                      ${PROJECT_SOURCE_DIR}/models/megrez2-tiny ${PROJECT_BINARY_DIR}/test-artifacts/chat)
+  set_tests_properties(chat-gui PROPERTIES TIMEOUT 900 LABELS "gpu;default")
+endif()
+
 # GPU suites share the validated test context (tests/common/gpu_fixture.cpp).
 # The matrix runs each suite on lavapipe under the device caps mobile GPUs impose:
 #   default     subgroup 8, real lavapipe limits

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -71,46 +70,6 @@ std::string stats_json(const TextResult& r) {
 
 }  // namespace
 
-// ---- settings -------------------------------------------------------------------------------
-
-std::string ChatSettings::to_json() const {
-  return nlohmann::json{{"system_prompt", system_prompt}, {"temperature", temperature}, {"top_k", top_k},
-                        {"top_p", top_p}, {"repeat_penalty", repeat_penalty}, {"seed", seed},
-                        {"max_tokens", max_tokens}}
-      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-ChatSettings ChatSettings::from_json(const std::string& text, const ChatSettings& defaults) {
-  ChatSettings s = defaults;
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return s;
-  auto get = [&](const char* key, auto& field) {
-    auto it = j.find(key);
-    if (it == j.end()) return;
-    using T = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (it->is_string()) field = it->template get<std::string>();
-    } else {
-      if (it->is_number()) field = it->template get<T>();
-    }
-  };
-  get("system_prompt", s.system_prompt);
-  get("temperature", s.temperature);
-  get("top_k", s.top_k);
-  get("top_p", s.top_p);
-  get("repeat_penalty", s.repeat_penalty);
-  get("seed", s.seed);
-  get("max_tokens", s.max_tokens);
-  // Out of range values from a hand-edited file become the nearest valid ones.
-  s.temperature = std::clamp(s.temperature, 0.0f, 5.0f);
-  s.top_k = std::clamp(s.top_k, 0, 1000);
-  s.top_p = std::clamp(s.top_p, 0.0f, 1.0f);
-  s.repeat_penalty = std::clamp(s.repeat_penalty, 1.0f, 3.0f);
-  s.max_tokens = std::clamp(s.max_tokens, 1, 32768);
-  if (s.seed < -1) s.seed = -1;
-  return s;
-}
-
 // ---- the app --------------------------------------------------------------------------------
 
 ChatApp::ChatApp(const AppOptions& options)
@@ -157,6 +116,9 @@ int ChatApp::run() {
       extra_frames_ = 2; // ImGui settles hover and focus within a frame or two of an event
     }
     frame();
+    // A keyboard focus request takes effect over the next frames: draw them now, so the first
+    // key typed after a click does not arrive while the message box is still being focused.
+    if (focus_input_ || focus_search_) extra_frames_ = std::max(extra_frames_, 3);
   }
   // Under the validation layer any message is a failure (the tests rely on the exit status).
   if (const uint32_t n = window_.context().validation_message_count()) {
@@ -195,7 +157,10 @@ void ChatApp::frame() {
   const float s = fonts_.scale();
   const float status_h = ImGui::GetFrameHeightWithSpacing();
   const float body_h = ImGui::GetContentRegionAvail().y - status_h;
-  const float sidebar_w = 240 * s, panel_w = show_settings_ || show_experts_ ? 320 * s : 0;
+  // Side columns keep their size on a wide window and give way on a narrow one.
+  const float width = ImGui::GetContentRegionAvail().x;
+  const float sidebar_w = std::min(240 * s, 0.22f * width);
+  const float panel_w = std::min(320 * s, 0.3f * width);
 
   ImGui::BeginChild("sidebar", ImVec2(sidebar_w, body_h), true);
   draw_sidebar();
@@ -238,6 +203,8 @@ void ChatApp::poll_worker() {
   if (before == ModelState::Loading && status_.state == ModelState::Ready) {
     store_.remember_model(status_.model_path);
     recent_models_ = store_.recent_models();
+    std::printf("megrez-chat: loaded %s on %s\n", status_.model_path.c_str(), status_.device.c_str());
+    std::fflush(stdout);
     notify("loaded " + status_.model_path + " in " + std::to_string(int(status_.load_seconds * 1000)) + " ms on " +
            status_.device);
     focus_input_ = true;
@@ -252,6 +219,12 @@ void ChatApp::poll_worker() {
     notify(progress_.error, true);
     return;
   }
+  if (progress_.dropped) {
+    notify("the conversation outgrew the context (" + std::to_string(status_.context_length) + " tokens): its first " +
+           std::to_string(progress_.dropped) + " message(s) were left out of the model's view");
+  }
+  ++replies_;
+  write_frame_stats();
   UiMessage m;
   m.role = "assistant";
   m.content = progress_.text;
@@ -277,17 +250,18 @@ void ChatApp::apply_theme() {
 
 void ChatApp::write_frame_stats() const {
   if (options_.frame_stats.empty()) return;
-  std::ofstream out(options_.frame_stats);
-  out << nlohmann::json{{"streaming_frames", stream_frames_},
-                        {"streaming_seconds", stream_seconds_},
-                        {"streaming_fps", stream_seconds_ > 0 ? stream_frames_ / stream_seconds_ : 0.0}}
-             .dump()
-      << "\n";
+  const nlohmann::json j = {{"replies", replies_},
+                            {"streaming_frames", stream_frames_},
+                            {"streaming_seconds", stream_seconds_},
+                            {"streaming_fps", stream_seconds_ > 0 ? double(stream_frames_) / stream_seconds_ : 0.0}};
+  const std::string error = write_file_atomically(options_.frame_stats, j.dump() + "\n");
+  if (!error.empty()) std::fprintf(stderr, "megrez-chat: %s\n", error.c_str());
 }
 
 // ---- conversations --------------------------------------------------------------------------
 
 void ChatApp::notify(const std::string& text, bool error) {
+  if (error) std::fprintf(stderr, "megrez-chat: %s\n", text.c_str());  // for a terminal, and the tests
   notice_ = text;
   notice_error_ = error;
   notice_time_ = Clock::now();

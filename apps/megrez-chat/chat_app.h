@@ -9,27 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "apps/megrez-chat/chat_settings.h"
 #include "apps/megrez-chat/chat_store.h"
 #include "apps/megrez-chat/engine_worker.h"
 #include "apps/megrez-chat/fonts.h"
 #include "apps/megrez-chat/gpu_window.h"
 
 namespace megrez::chat {
-
-// A conversation's generation settings, kept with it (JSON in the database).
-struct ChatSettings {
-  std::string system_prompt;
-  float temperature = 0.7f;   // 0: greedy
-  int top_k = 40;             // 0: all
-  float top_p = 0.9f;
-  float repeat_penalty = 1.1f;
-  int64_t seed = -1;          // -1: a new one each reply
-  int max_tokens = 512;
-
-  std::string to_json() const;
-  // Missing or malformed fields keep `defaults`' values (the file is the user's).
-  static ChatSettings from_json(const std::string& text, const ChatSettings& defaults);
-};
 
 struct AppOptions {
   std::string model;              // loaded at start
@@ -38,7 +24,7 @@ struct AppOptions {
   ChatSettings defaults;          // for new conversations (--temp, --system ...)
   std::string database;           // "" : ChatStore::default_path()
   std::string theme;              // "dark", "light", "" : the saved choice
-  std::string frame_stats;        // write frame-rate figures to this file at exit (tests, README)
+  std::string frame_stats;        // frame-rate figures, written after each reply and at exit (tests, README)
 };
 
 struct UiMessage {
@@ -147,6 +133,7 @@ class ChatApp {
 
   // frame pacing and the figures the README quotes
   int extra_frames_ = 2;
+  uint64_t replies_ = 0;         // finished in this session
   uint64_t stream_frames_ = 0;
   double stream_seconds_ = 0;
   std::chrono::steady_clock::time_point last_frame_;

@@ -103,12 +103,19 @@ void ChatApp::draw_composer() {
   const bool esc = ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false);
   const std::string before_esc = esc ? input_ : std::string();
   const bool shift_enter = io.KeyShift && (ImGui::IsKeyPressed(GLFW_KEY_ENTER) || ImGui::IsKeyPressed(GLFW_KEY_KP_ENTER));
-  if (shift_enter) io.KeyCtrl = true;
+  const ImGuiKeyModFlags mods = io.KeyMods;
+  if (shift_enter) {
+    io.KeyCtrl = true;
+    io.KeyMods |= ImGuiKeyModFlags_Ctrl;  // ImGui checks the two agree
+  }
   const ImGuiInputTextFlags flags = ImGuiInputTextFlags_EnterReturnsTrue | ImGuiInputTextFlags_CtrlEnterForNewLine;
   const float box_h = ImGui::GetTextLineHeight() * 5;
   const bool entered = ImGui::InputTextMultiline("##message", &input_,
                                                  ImVec2(ImGui::GetContentRegionAvail().x - button_w, box_h), flags);
-  if (shift_enter) io.KeyCtrl = false;
+  if (shift_enter) {
+    io.KeyCtrl = false;
+    io.KeyMods = mods;
+  }
   if (esc) {
     input_ = before_esc;
     focus_input_ = true;

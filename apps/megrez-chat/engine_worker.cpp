@@ -1,5 +1,6 @@
 #include "apps/megrez-chat/engine_worker.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "loader/error.h"
@@ -169,6 +170,31 @@ void EngineWorker::refresh_engine_status() {
   status_.experts = std::move(snapshot.experts);
 }
 
+// The conversation's tokens, leaving out its oldest turns while it and room for a reply do
+// not fit the context (the system prompt and the newest user turn always stay).
+std::vector<int32_t> EngineWorker::fit_context(ReplyRequest& job) {
+  const uint32_t context = engine_->context_length();
+  const uint32_t room = std::min<uint32_t>(std::max<uint32_t>(job.max_tokens, 1), context / 4);
+  const size_t first = !job.messages.empty() && job.messages.front().role == "system" ? 1 : 0;
+  uint32_t dropped = 0;
+  for (;;) {
+    std::vector<int32_t> prompt = format_->encode(format_->prompt(job.messages, true));
+    if (prompt.size() + room <= context) {
+      if (dropped) {
+        std::lock_guard lock(mutex_);
+        progress_.dropped = dropped;
+      }
+      return prompt;
+    }
+    if (job.messages.size() - first <= 1) {
+      throw Error("the message is " + std::to_string(prompt.size()) + " tokens with the chat's framing; the context holds " +
+                  std::to_string(context) + " (reload with a longer context, or shorten the message)");
+    }
+    job.messages.erase(job.messages.begin() + std::ptrdiff_t(first));
+    ++dropped;
+  }
+}
+
 void EngineWorker::do_reply(ReplyRequest& job) {
   auto finish = [&](const TextResult* result, const std::string& error) {
     {
@@ -206,7 +232,7 @@ void EngineWorker::do_reply(ReplyRequest& job) {
   };
   try {
     validate(job.sampler);
-    const std::vector<int32_t> prompt = format_->encode(format_->prompt(job.messages, true));
+    const std::vector<int32_t> prompt = fit_context(job);
     const std::vector<int32_t>& stops = format_->stop_ids();
     std::vector<int32_t> close;
     if (!stops.empty()) close.push_back(stops.front());

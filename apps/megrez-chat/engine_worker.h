@@ -50,6 +50,7 @@ struct ReplyProgress {
   uint64_t id = 0;                  // ReplyRequest::id
   std::string text;                 // streamed so far (whole UTF-8 characters)
   uint32_t tokens = 0;
+  uint32_t dropped = 0;             // oldest messages left out: the conversation outgrew the context
   bool running = false;
   bool done = false;
   TextResult result;                // done: the figures
@@ -90,6 +91,7 @@ class EngineWorker {
   void run();
   void do_load(Load& job);
   void do_reply(ReplyRequest& job);
+  std::vector<int32_t> fit_context(ReplyRequest& job);
   void refresh_engine_status();  // worker thread; takes the lock itself
   void notify();
 

@@ -31,7 +31,8 @@ The app:
   --db PATH             conversation database (default $XDG_DATA_HOME/megrez/chats.db)
   --theme dark|light    (default: the last one chosen, else dark)
   --size WxH            window size (default 1280x800, times the monitor's scale)
-  --frame-stats FILE    at exit, write the frame rate while replies streamed (JSON)
+  --frame-stats FILE    after each reply and at exit, write the replies so far and the frame
+                        rate while they streamed (JSON)
   --help                this text
 Keys: Enter sends, Shift+Enter new line, Esc stops a reply, Ctrl+N new chat, Ctrl+F search, Ctrl+Q quit
 )";
