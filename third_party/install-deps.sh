@@ -17,7 +17,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev
   libcpp-httplib-dev curl           # megrez-server, and its tests
   libimgui-dev libsqlite3-dev fonts-dejavu-core fonts-wqy-microhei   # megrez-chat
-  xvfb xauth x11-utils xdotool imagemagick sqlite3                   # ... and its tests
+  xvfb xauth x11-utils xdotool xclip imagemagick sqlite3             # ... and its tests
   clang libclang-rt-14-dev          # libFuzzer targets
   default-jdk-headless              # the Android app's JNI bridge, tested on the desktop JVM
   crossbuild-essential-arm64 qemu-user-static                       # ARM64 build, run under qemu

@@ -201,3 +201,58 @@ TEST_CASE_FIXTURE(GpuTest, "streaming: stage timings follow the pass across its 
   CHECK(experts_ms > 0);
   CHECK(total_ms > experts_ms);
 }
+
+TEST_CASE_FIXTURE(GpuTest, "layer breaks: a resident pass submitted in parts gives bit-identical logits") {
+  auto model = Model::open(kTinyModelDir);
+  const std::vector<int32_t> ids = prompt_ids(40, model->config().vocab_size, 5);
+  model.reset();
+  EngineOptions whole = engine_options(64, KvCacheType::F32, 16);
+  whole.stream = StreamMode::Resident;
+  EngineOptions parts = whole;
+  parts.layer_breaks = true;
+  const Run a = run(kTinyModelDir, whole, ids, 6);
+  const Run b = run(kTinyModelDir, parts, ids, 6);
+  REQUIRE(a.logits.size() == b.logits.size());
+  CHECK(std::memcmp(a.logits.data(), b.logits.data(), a.logits.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE_FIXTURE(GpuTest, "expert map: residency and the last pass's use add up to the cache statistics") {
+  auto probe = Model::open(kTinyModelDir);
+  const ModelConfig config = probe->config();
+  const std::vector<int32_t> ids = prompt_ids(12, config.vocab_size, 3);
+  probe.reset();
+  const auto pools = size_t(config.n_pools()), experts = size_t(config.n_routed_experts);
+
+  EngineOptions resident = engine_options(64, KvCacheType::F32, 16);
+  resident.stream = StreamMode::Resident;
+  auto r = load_engine(kTinyModelDir, resident);
+  const ExpertMap all = r->expert_map();
+  CHECK_FALSE(all.usage_known);
+  REQUIRE(all.resident.size() == pools);
+  for (const auto& pool : all.resident) CHECK(pool == std::vector<uint8_t>(experts, 1));
+
+  EngineOptions half = resident;
+  half.stream = StreamMode::Prefetch;
+  half.expert_budget = "50%";
+  auto s = load_engine(kTinyModelDir, half);
+  int32_t next = argmax(s->prefill(ids));
+  for (int step = 0; step < 4; ++step) {
+    next = argmax(s->decode(next));
+    const ExpertMap map = s->expert_map();
+    const StreamStats& pass = s->last_pass_stream_stats();
+    CHECK(map.usage_known);
+    REQUIRE(map.resident.size() == pools);
+    REQUIRE(map.used.size() == pools);
+    uint64_t resident_count = 0, uses = 0;
+    for (size_t p = 0; p < pools; ++p) {
+      REQUIRE(map.resident[p].size() == experts);
+      for (size_t e = 0; e < experts; ++e) {
+        resident_count += map.resident[p][e];
+        uses += map.used[p][e];
+      }
+    }
+    CHECK(resident_count == pass.occupied);  // what the cache holds
+    CHECK(uses == pass.lookups);             // (layer, expert) pairs this token chose
+    CHECK(uses == uint64_t(config.num_experts_per_tok) * uint64_t(config.num_hidden_layers - config.first_k_dense_replace));
+  }
+}
