@@ -116,9 +116,10 @@ int ChatApp::run() {
       extra_frames_ = 2; // ImGui settles hover and focus within a frame or two of an event
     }
     frame();
-    // A keyboard focus request takes effect over the next frames: draw them now, so the first
-    // key typed after a click does not arrive while the message box is still being focused.
-    if (focus_input_ || focus_search_) extra_frames_ = std::max(extra_frames_, 3);
+    // A keyboard focus request takes effect over the next two frames: draw them now, or the
+    // first key typed later would arrive while the box is being focused, and be lost.
+    extra_frames_ = std::max(extra_frames_, settle_frames_);
+    settle_frames_ = 0;
   }
   // Under the validation layer any message is a failure (the tests rely on the exit status).
   if (const uint32_t n = window_.context().validation_message_count()) {

@@ -133,6 +133,7 @@ class ChatApp {
 
   // frame pacing and the figures the README quotes
   int extra_frames_ = 2;
+  int settle_frames_ = 0;         // frames a focus request made this frame still needs
   uint64_t replies_ = 0;         // finished in this session
   uint64_t stream_frames_ = 0;
   double stream_seconds_ = 0;

@@ -96,6 +96,7 @@ void ChatApp::draw_composer() {
   if (focus_input_ && editing_ < 0 && !ImGui::IsPopupOpen("", ImGuiPopupFlags_AnyPopup)) {
     ImGui::SetKeyboardFocusHere();
     focus_input_ = false;
+    settle_frames_ = 3;
   }
   // Enter sends and Shift+Enter starts a line: ImGui's CtrlEnterForNewLine with Ctrl standing
   // in for Shift for the one key press. Esc stops a reply and must not undo the typing, which

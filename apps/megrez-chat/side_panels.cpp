@@ -75,6 +75,7 @@ void ChatApp::draw_sidebar() {
   if (focus_search_) {
     ImGui::SetKeyboardFocusHere();
     focus_search_ = false;
+    settle_frames_ = 3;
   }
   ImGui::SetNextItemWidth(-1);
   if (ImGui::InputTextWithHint("##search", "Search (Ctrl+F)", &search_)) {
@@ -207,8 +208,8 @@ void ChatApp::draw_expert_panel() {
                 t.stall_measured ? (std::to_string(t.stall_ms).substr(0, 5) + " ms").c_str() : "not measured");
     const double tokens = double(std::max<uint64_t>(1, status_.stats.decode_tokens));
     ImGui::Text("all: %.1f%% hits, %s uploaded", all.hit_rate() * 100, megabytes(double(all.bytes_uploaded)).c_str());
-    ImGui::Text("  per decoded token: %.1f misses, %.2f ms stall", double(all.misses) / tokens, all.stall_ms / tokens);
-    ImGui::Text("slots: %u of them hold an expert", t.occupied);
+    ImGui::Text("  per token: %.1f misses, %.1f ms stall", double(all.misses) / tokens, all.stall_ms / tokens);
+    ImGui::Text("slots: %u of %u hold an expert", t.occupied, t.slots);
   } else {
     ImGui::PushTextWrapPos(0);
     ImGui::TextDisabled("Resident: every expert stays in device memory, so nothing is streamed. Set an expert "
