@@ -76,6 +76,7 @@ class ChatApp {
   void draw_expert_panel();
   void draw_status_bar();
   void draw_popups();
+  void ask_export(int64_t id, const std::string& title, bool json);
 
   AppOptions options_;
   GpuWindow window_;

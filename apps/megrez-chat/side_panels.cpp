@@ -29,23 +29,21 @@ std::string home_folder() {
 
 }  // namespace
 
+// Opens the export popup for conversation `id`, proposing ~/<title>.md or .json.
+void ChatApp::ask_export(int64_t id, const std::string& title, bool json) {
+  export_id_ = id;
+  export_json_ = json;
+  export_path_ = home_folder() + "/" + file_stem(title) + (json ? ".json" : ".md");
+  open_export_ = true;
+}
+
 void ChatApp::draw_menu() {
   if (!ImGui::BeginMenuBar()) return;
   if (ImGui::BeginMenu("Chat")) {
     if (ImGui::MenuItem("New chat", "Ctrl+N")) new_conversation();
     ImGui::BeginDisabled(current_ <= 0);
-    if (ImGui::MenuItem("Export as Markdown...")) {
-      export_id_ = current_;
-      export_json_ = false;
-      export_path_ = home_folder() + "/" + file_stem(title_) + ".md";
-      open_export_ = true;
-    }
-    if (ImGui::MenuItem("Export as JSON...")) {
-      export_id_ = current_;
-      export_json_ = true;
-      export_path_ = home_folder() + "/" + file_stem(title_) + ".json";
-      open_export_ = true;
-    }
+    if (ImGui::MenuItem("Export as Markdown...")) ask_export(current_, title_, false);
+    if (ImGui::MenuItem("Export as JSON...")) ask_export(current_, title_, true);
     ImGui::EndDisabled();
     ImGui::Separator();
     if (ImGui::MenuItem("Quit", "Ctrl+Q")) quit_ = true;
@@ -95,18 +93,8 @@ void ChatApp::draw_sidebar() {
         rename_text_ = c.title;
         open_rename_ = true;
       }
-      if (ImGui::MenuItem("Export as Markdown...")) {
-        export_id_ = c.id;
-        export_json_ = false;
-        export_path_ = home_folder() + "/" + file_stem(c.title) + ".md";
-        open_export_ = true;
-      }
-      if (ImGui::MenuItem("Export as JSON...")) {
-        export_id_ = c.id;
-        export_json_ = true;
-        export_path_ = home_folder() + "/" + file_stem(c.title) + ".json";
-        open_export_ = true;
-      }
+      if (ImGui::MenuItem("Export as Markdown...")) ask_export(c.id, c.title, false);
+      if (ImGui::MenuItem("Export as JSON...")) ask_export(c.id, c.title, true);
       if (ImGui::MenuItem("Delete")) {
         delete_id_ = c.id;
         open_delete_ = true;
