@@ -1,5 +1,7 @@
 // Around the conversation: the menu, the conversation list, the settings, the model, the
 // expert cache, the status bar and the popups.
+#define GLFW_INCLUDE_NONE
+#include <GLFW/glfw3.h>
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -279,7 +281,7 @@ void ChatApp::draw_popups() {
       ImGui::CloseCurrentPopup();
     }
     ImGui::SameLine();
-    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    if (ImGui::Button("Cancel") || ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) ImGui::CloseCurrentPopup();
     ImGui::EndPopup();
   }
   if (ImGui::BeginPopupModal("Delete conversation?", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) {
@@ -295,19 +297,20 @@ void ChatApp::draw_popups() {
       ImGui::CloseCurrentPopup();
     }
     ImGui::SameLine();
-    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    if (ImGui::Button("Cancel") || ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) ImGui::CloseCurrentPopup();
     ImGui::EndPopup();
   }
   if (ImGui::BeginPopupModal("Export conversation", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) {
     ImGui::TextUnformatted(export_json_ ? "Save as JSON to:" : "Save as Markdown to:");
     ImGui::SetNextItemWidth(480 * fonts_.scale());
-    ImGui::InputText("##path", &export_path_);
-    if (ImGui::Button("Save")) {
+    if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
+    const bool enter = ImGui::InputText("##path", &export_path_, ImGuiInputTextFlags_EnterReturnsTrue);
+    if (ImGui::Button("Save") || enter) {
       export_conversation(export_id_, export_path_, export_json_);
       ImGui::CloseCurrentPopup();
     }
     ImGui::SameLine();
-    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    if (ImGui::Button("Cancel") || ImGui::IsKeyPressed(GLFW_KEY_ESCAPE, false)) ImGui::CloseCurrentPopup();
     ImGui::EndPopup();
   }
 }
