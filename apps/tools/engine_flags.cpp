@@ -126,8 +126,8 @@ std::string engine_flags_usage(std::string_view ctx_default) {
   --expert-upload queue|host
                         upload path: transfer queue, or host copy into mapped memory (unified
                         memory only); default chosen per device
-  --layer-breaks        submit resident passes a layer at a time, so other work on the queue
-                        (a window's frames) runs in between (megrez-chat always does)
+  --layer-breaks        submit resident passes in parts of about 10 ms, so other work on the
+                        queue (a window's frames) runs in between (megrez-chat always does)
 )";
 }
 

@@ -90,9 +90,10 @@ struct EngineOptions {
   double storage_bw = 0;            // GB/s the streamed expert reads are throttled to; 0: unthrottled,
                                     // else at least kMinStorageBandwidth
 
-  // Submit resident passes a layer at a time, each waited for, so that other work on the same
-  // queue runs between layers: the chat GUI draws on the engine's queue, and on a device with
-  // one queue (lavapipe) its frames would otherwise wait for whole tokens. Costs a little speed.
+  // Submit resident passes in parts of about 10 ms (a few layers), each waited for, so that
+  // other work on the same queue runs in between: the chat GUI draws on the engine's queue, and
+  // on a device with one queue (lavapipe) its frames would otherwise wait for whole tokens.
+  // Same logits; costs some speed (LayerBreaks in forward.h).
   bool layer_breaks = false;
   std::string eviction = "pool";    // expert cache policy: "pool" (next use by pool) or "lru"
   std::string expert_upload;        // "": chosen per device; "queue" (transfer queue), "host" (mapped copy)

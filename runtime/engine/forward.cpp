@@ -76,8 +76,6 @@ Forward::Forward(const ModelConfig& config, const DeviceWeights& model, const Kv
                  uint32_t argmax_vocab)
     : c_(config), model_(model), cache_(&cache), act_(act), argmax_vocab_(argmax_vocab) {}
 
-// Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
-// then embed, final norm, lm_head, read-back.
 CommandBuffer& LayerBreaks::cut(CommandBuffer& cmd, int64_t) {
   if (++places_ % stride_ != 0) return cmd;
   cmd.submit_and_wait();
@@ -96,6 +94,8 @@ void LayerBreaks::routed_experts(int64_t layer, uint32_t, const RecordExperts& r
   record(pool.slots, pool.slot_table, {});
 }
 
+// Per layer at most: two norms, attention, router, experts, shared MLP, combine (or dense MLP);
+// then embed, final norm, lm_head, read-back.
 uint32_t Forward::max_stage_scopes(const ModelConfig& config) { return 7 * uint32_t(config.num_hidden_layers) + 8; }
 
 CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, LogitsOut out,

@@ -51,10 +51,10 @@ class ExpertFeed {
 };
 
 // Resident mode on a queue shared with other work (the chat GUI draws its frames on it): the
-// pass is submitted a layer at a time and each part waited for, so work queued meanwhile runs
-// between two layers rather than after the whole pass. Same kernels, same results.
-// Each break costs a host wait, so only every stride-th place a pass could break is used,
-// the stride chosen from the last pass's time to make parts of about kPartSeconds.
+// pass is submitted in parts, cut where streaming would cut it (after routers), and each part
+// waited for, so work queued meanwhile runs between two parts rather than after the whole
+// pass. Same kernels, same results. Each break costs a host wait, so only every stride-th
+// place is used, the stride chosen from the last pass's time for parts of about kPartSeconds.
 class LayerBreaks final : public ExpertFeed {
  public:
   static constexpr double kPartSeconds = 0.010;
