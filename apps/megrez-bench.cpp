@@ -294,6 +294,8 @@ json to_json(const Report& r, uint32_t reps) {
           {"expert_cache_bytes", s.expert_cache_bytes},
           {"device_bytes", s.weight_bytes + s.expert_cache_bytes + s.kv_cache_bytes + s.activation_bytes},
           {"streaming", r.streaming},
+          {"decode_pass", {{"dispatches", s.decode_pass.dispatches}, {"barriers", s.decode_pass.barriers},
+                           {"submissions", s.decode_pass.submissions}}},
           {"load_seconds", s.load_seconds}, {"tests", tests}};
 }
 
@@ -320,6 +322,10 @@ void print_markdown(const Report& r, uint32_t reps) {
               r.streamed ? (" + expert cache " + format_bytes(s.expert_cache_bytes)).c_str() : "",
               format_bytes(s.kv_cache_bytes).c_str(), format_bytes(s.activation_bytes).c_str());
   std::printf("experts: %s\n", r.streaming.c_str());
+  if (s.decode_pass.dispatches) {
+    std::printf("per decoded token: %u dispatches, %u barriers, %u submission(s)\n", s.decode_pass.dispatches,
+                s.decode_pass.barriers, s.decode_pass.submissions);
+  }
   for (const BenchTest& t : r.tests) {
     if (t.stages.empty()) continue;
     std::printf("\n%s stages (GPU timestamps):\n\n| stage | ms/token | share | weights GB/s |\n|---|---:|---:|---:|\n",

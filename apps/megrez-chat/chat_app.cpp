@@ -87,7 +87,7 @@ ChatApp::ChatApp(const AppOptions& options)
   fonts_.build(window_.content_scale());
   window_.upload_fonts();
   apply_theme();
-  if (!store_.notice().empty()) notify(store_.notice(), true);
+  if (!store_.notice().empty()) notify(store_.notice(), true), store_.clear_notice();
   recent_models_ = store_.recent_models();
   refresh_list();
   load_model(options.model);

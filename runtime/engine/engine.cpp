@@ -166,7 +166,8 @@ struct Engine::Impl {
     return uint32_t(std::min<int64_t>(tokenizer_vocab, config.vocab_size));
   }
   // One pass over ids (<= chunk tokens) at the current position.
-  void run_pass(std::span<const int32_t> ids, LogitsOut out);
+  void run_pass(std::span<const int32_t> ids, LogitsOut out);         // counts a decode pass's work
+  void submit_pass(std::span<const int32_t> ids, LogitsOut out);
 };
 
 // Resident or streaming, the cache size in slots, and how uploads travel, from the options.
@@ -273,6 +274,16 @@ void Engine::Impl::select(SequenceId id) {
 }
 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
+  const RecordCounts before = record_counts();
+  submit_pass(ids, out);
+  if (ids.size() == 1) {
+    const RecordCounts& after = record_counts();
+    stats.decode_pass = {uint32_t(after.dispatches - before.dispatches), uint32_t(after.barriers - before.barriers),
+                         uint32_t(after.submissions - before.submissions)};
+  }
+}
+
+void Engine::Impl::submit_pass(std::span<const int32_t> ids, LogitsOut out) {
   std::memcpy(act->ids.mapped, ids.data(), ids.size_bytes());
   if (streamer) {
     // A pass that failed half way (GPU timeout, unreadable model file) may leave slots the

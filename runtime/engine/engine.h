@@ -113,6 +113,10 @@ struct StageTiming {
                                     // prefill chunk an upper bound (min(E, T*k) experts)
 };
 
+struct RecordedPass {
+  uint32_t dispatches = 0, barriers = 0, submissions = 0;
+};
+
 struct EngineStats {
   double load_seconds = 0;          // open + upload + pipeline warm-up
   double pipeline_seconds = 0;      // of which building pipelines (the pipeline cache shortens it)
@@ -122,6 +126,9 @@ struct EngineStats {
   double decode_seconds = 0;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
   uint64_t expert_cache_bytes = 0;  // streaming: the expert slots (weight_bytes excludes them)
+  // The last one-token pass as recorded: kernel dispatches, pipeline barriers, queue submissions
+  // (streaming and EngineOptions::layer_breaks cut a pass into several).
+  RecordedPass decode_pass;
   StreamStats stream;               // streaming: totals since load or reset_stream_stats()
 
   double prefill_tokens_per_second() const { return prefill_seconds > 0 ? prefill_tokens / prefill_seconds : 0; }

@@ -106,8 +106,14 @@ VkCommandBuffer CommandBuffer::begin() {
   return cmd_;
 }
 
+RecordCounts& record_counts() {
+  thread_local RecordCounts counts;
+  return counts;
+}
+
 void CommandBuffer::submit(const std::vector<SemaphoreWait>& waits, const std::vector<SemaphoreSignal>& signals) {
   if (!recording_) throw Error("CommandBuffer::submit: begin() was not called");
+  ++record_counts().submissions;
   recording_ = false;
   vk_check(vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
 

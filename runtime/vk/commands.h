@@ -10,6 +10,14 @@
 
 namespace megrez {
 
+// What this thread has recorded and submitted so far: kernel dispatches, pipeline barriers and
+// queue submissions. The engine takes the difference over a pass (megrez-bench prints them per
+// decoded token: what fusing kernels or cutting fewer submissions would save).
+struct RecordCounts {
+  uint64_t dispatches = 0, barriers = 0, submissions = 0;
+};
+RecordCounts& record_counts();  // this thread's
+
 class TimelineSemaphore {
  public:
   explicit TimelineSemaphore(Context& ctx, uint64_t initial_value = 0);

@@ -79,6 +79,7 @@ void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange
     vkCmdPushConstants(c, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_size), push);
   }
   vkCmdDispatch(c, groups.x, groups.y, groups.z);
+  ++record_counts().dispatches;
 }
 
 static void memory_barrier(CommandBuffer& cmd, VkPipelineStageFlags src_stage, VkAccessFlags src_access,
@@ -87,6 +88,7 @@ static void memory_barrier(CommandBuffer& cmd, VkPipelineStageFlags src_stage, V
   barrier.srcAccessMask = src_access;
   barrier.dstAccessMask = dst_access;
   vkCmdPipelineBarrier(cmd.handle(), src_stage, dst_stage, 0, 1, &barrier, 0, nullptr, 0, nullptr);
+  ++record_counts().barriers;
 }
 
 void barrier_compute_to_compute(CommandBuffer& cmd) {

@@ -261,9 +261,13 @@ echo "ok: with an unwritable folder the app still chats, saying it does not save
 
 export XDG_DATA_HOME="$WORK/data"
 start_app --model "$WORK/no-such-model"
-sleep 3
-kill -0 "$APP" 2>/dev/null || fail "a bad model path closed the app"
+for _ in $(seq 600); do
+  grep -q "no-such-model" "$LOG" && break
+  sleep 0.1
+done
 grep -q "no-such-model" "$LOG" || fail "no one-line error for a bad model path"
+sleep 1
+kill -0 "$APP" 2>/dev/null || fail "a bad model path closed the app"
 shot 12-bad-model
 quit_app
 echo "ok: a bad model path shows its error and the app stays usable"

@@ -214,6 +214,29 @@ TEST_CASE_FIXTURE(GpuTest, "layer breaks: a resident pass submitted in parts giv
   const Run b = run(kTinyModelDir, parts, ids, 6);
   REQUIRE(a.logits.size() == b.logits.size());
   CHECK(std::memcmp(a.logits.data(), b.logits.data(), a.logits.size() * sizeof(float)) == 0);
+
+  // The decode pass's recorded work: the same kernels either way, in one submission or in
+  // parts (megrez-bench prints these); a pass recorded through a feed has one more barrier per
+  // MoE layer, after its routed experts (streaming's rounds reuse slots behind it).
+  auto one = load_engine(kTinyModelDir, whole);
+  auto split = load_engine(kTinyModelDir, parts);
+  one->prefill(ids);
+  split->prefill(ids);
+  for (int step = 0; step < 3; ++step) {
+    one->decode_greedy(1);
+    split->decode_greedy(1);
+    const RecordedPass& p1 = one->stats().decode_pass;
+    const RecordedPass& p2 = split->stats().decode_pass;
+    CHECK(p1.submissions == 1);
+    CHECK(p1.dispatches > uint32_t(one->config().num_hidden_layers) * 8);  // norms, q/k/v, rope, attention, ...
+    CHECK(p1.barriers > 0);
+    CHECK(p2.dispatches == p1.dispatches);
+    const auto moe_layers = uint32_t(one->config().num_hidden_layers - one->config().first_k_dense_replace);
+    CHECK(p2.barriers == p1.barriers + moe_layers);
+    CHECK(p2.submissions >= 1);
+    MESSAGE("decode pass: " << p1.dispatches << " dispatches, " << p1.barriers << " barriers; with layer breaks "
+                            << p2.submissions << " submissions");
+  }
 }
 
 TEST_CASE_FIXTURE(GpuTest, "expert map: residency and the last pass's use add up to the cache statistics") {
