@@ -22,6 +22,7 @@
 #include "loader/quant/quant.h"
 #include "runtime/ops/attention.h"
 #include "runtime/ops/linear.h"
+#include "runtime/ops/moe.h"
 #include "runtime/vk/blocking_transfers.h"
 #include "runtime/vk/context.h"
 #include "runtime/vk/dispatch.h"
@@ -42,8 +43,9 @@ struct Options {
 // One benchmarked launch. `record` records exactly one timed invocation of the kernel.
 struct BenchCase {
   std::string kernel, format, shape, variant;
-  uint64_t bytes = 0;     // bytes the kernel must read + write
-  double flops = 0;       // multiply-adds x 2, 0 when not meaningful
+  uint64_t bytes = 0;     // bytes the kernel must read + write (per product, see below)
+  double flops = 0;       // multiply-adds x 2, 0 when not meaningful (per product)
+  uint32_t products = 1;  // products one launch computes; ms is reported per product
   std::function<void(CommandBuffer&)> record;
 };
 
@@ -132,6 +134,57 @@ std::vector<BenchCase> add_matvec_cases(Context& ctx, Arena& arena, DType dtype)
       };
       cases.push_back(c);
     }
+  }
+  return cases;
+}
+
+// The MoE decode step as ggml's MUL_MAT_ID measures it: one token, 6 of 64 experts, each a
+// 1408x2048 product. Ours computes gate and up (two such products) and silu(gate) * up in one
+// kernel, so a case is two products: its ms, bytes and flops are reported per product. Only
+// the 6 chosen experts need weights (the slot table sends the other ids nowhere they are read).
+std::vector<BenchCase> add_moe_cases(Context& ctx, Arena& arena, DType dtype) {
+  constexpr uint32_t dim = 2048, inter = 1408, experts = 64, top_k = 6;
+  const ExpertSlotLayout layout = expert_slot_layout(dtype, dtype, dim, inter);
+  ExpertSlots slots{layout, std::min(top_k, expert_slots_per_part(ctx.caps(), layout)), {}};
+  std::vector<uint8_t> row;
+  quantize_row(dtype, random_floats(dim, 7).data(), dim, row);
+  std::vector<uint8_t> part_bytes;
+  for (uint32_t first = 0; first < top_k; first += slots.slots_per_part) {
+    const uint32_t n = std::min(slots.slots_per_part, top_k - first);
+    part_bytes.assign(size_t(n) * layout.slot_bytes, 0);
+    for (uint32_t slot = 0; slot < n; ++slot) {
+      for (uint32_t offset : {layout.gate_offset, layout.up_offset}) {
+        for (uint32_t r = 0; r < inter; ++r) {
+          std::copy(row.begin(), row.end(), part_bytes.begin() + std::ptrdiff_t(size_t(slot) * layout.slot_bytes + offset + size_t(r) * row.size()));
+        }
+      }
+    }
+    BufferRange part = arena.allocate(part_bytes.size());
+    upload(ctx, part, std::span<const uint8_t>(part_bytes));
+    slots.parts.push_back(part);
+  }
+  // Ids 5, 15, ..., 55 (spread over the 64) in slots 0..5.
+  std::vector<uint32_t> ids(top_k), table(experts, 0);
+  for (uint32_t k = 0; k < top_k; ++k) {
+    ids[k] = 5 + 10 * k;
+    table[ids[k]] = k;
+  }
+  BufferRange id_buf = arena.allocate(top_k * 4), table_buf = arena.allocate(experts * 4);
+  upload(ctx, id_buf, std::span<const uint32_t>(ids));
+  upload(ctx, table_buf, std::span<const uint32_t>(table));
+  const BufferRange x = upload_floats(ctx, arena, dim, 3), hidden = upload_floats(ctx, arena, top_k * inter, 4);
+  std::vector<BenchCase> cases;
+  for (Reduce reduce : flavours(ctx)) {
+    BenchCase c = make_case("moe_matvec", dtype_name(dtype),
+                            shape_text(inter, dim) + " 6 of 64 experts, gate+up fused (per product)", flavour_name(reduce));
+    c.products = 2;
+    // One matrix of each of the 6 experts, x, and half of the [6, 1408] f32 output.
+    c.bytes = top_k * row_bytes(dtype, dim) * inter + uint64_t{dim} * 4 + uint64_t{top_k} * inter * 2;
+    c.flops = 2.0 * top_k * inter * dim;
+    c.record = [=](CommandBuffer& cmd) {
+      record_moe_gate_up(cmd, slots, MoeArgs{1, top_k, experts, {}}, x, id_buf, table_buf, hidden, reduce);
+    };
+    cases.push_back(c);
   }
   return cases;
 }
@@ -284,6 +337,10 @@ std::vector<std::pair<std::string, CaseBuilder>> bench_table() {
   for (DType dtype : kFormats) {
     table.emplace_back(std::string("matvec-") + dtype_name(dtype),
                        [dtype](Context& ctx, Arena& arena) { return add_matvec_cases(ctx, arena, dtype); });
+  }
+  for (DType dtype : kFormats) {
+    table.emplace_back(std::string("moe-") + dtype_name(dtype),
+                       [dtype](Context& ctx, Arena& arena) { return add_moe_cases(ctx, arena, dtype); });
   }
   table.emplace_back("matmul", add_matmul_cases);
   table.emplace_back("norm-add", add_norm_cases);
@@ -439,7 +496,7 @@ int run(int argc, char** argv) {
     for (BenchCase& c : build(ctx, arena)) {
       if (!selected(c, o.filters)) continue;
       BenchResult r{c};
-      r.ms = time_ms(ctx, c.record, o);
+      r.ms = time_ms(ctx, c.record, o) / c.products;
       r.gb_per_s = double(c.bytes) / (r.ms * 1e6);
       r.gflops = c.flops / (r.ms * 1e6);
       r.copy_gb_per_s = copy_gb_per_s(ctx, c.bytes / 2, o);  // copy moves read + write = bytes

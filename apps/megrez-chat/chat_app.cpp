@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -121,6 +122,13 @@ int ChatApp::run() {
     extra_frames_ = std::max(extra_frames_, settle_frames_);
     settle_frames_ = 0;
   }
+  // Quitting during a reply keeps what was shown, as Stop would (the engine stops at its next
+  // token).
+  if (generating()) {
+    stop();
+    while (!worker_->idle()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    poll_worker();
+  }
   // Under the validation layer any message is a failure (the tests rely on the exit status).
   if (const uint32_t n = window_.context().validation_message_count()) {
     std::fprintf(stderr, "megrez-chat: %u Vulkan validation message(s)\n", n);
@@ -220,6 +228,7 @@ void ChatApp::poll_worker() {
     notify(progress_.error, true);
     return;
   }
+  if (progress_.text.empty() && progress_.result.finish == FinishReason::Cancelled) return;  // nothing was shown
   if (progress_.dropped) {
     notify("the conversation outgrew the context (" + std::to_string(status_.context_length) + " tokens): its first " +
            std::to_string(progress_.dropped) + " message(s) were left out of the model's view");

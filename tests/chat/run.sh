@@ -210,7 +210,16 @@ shot 08-continued
 mapfile -t EXPECTED < <(expected_replies "$Q1" "$Q2" "$Q3")
 [ "$(reply 1)" = "${EXPECTED[2]}" ] || fail "the continued reply '$(reply 1)' != megrez-run's '${EXPECTED[2]}'"
 echo "ok: after a restart the conversation was found and continued with experts streaming ('$(reply 1)')"
+# Quitting in the middle of a reply keeps what was shown.
+key ctrl+n
+type_text "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24"
+key Return
+sleep 4  # past the first tokens, also under load
 quit_app
+case "$(sql "select stats from messages where conversation = 5 and role = 'assistant'")" in
+  *'"finish":"cancelled"'*) echo "ok: quitting during a reply kept the reply so far" ;;
+  *) fail "quitting during a reply lost it: $(sql "select role, stats from messages where conversation = 5")" ;;
+esac
 
 # ---- 5. a high-DPI screen: text and sizes follow the content scale --------------------------------
 # (Xlib reads the resource string line by line: it needs its newline.)
