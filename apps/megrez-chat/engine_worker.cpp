@@ -150,24 +150,18 @@ void EngineWorker::do_load(Load& job) {
 }
 
 void EngineWorker::refresh_engine_status() {
-  const EngineStats& stats = engine_->stats();
-  EngineStatus snapshot;
-  {
-    std::lock_guard lock(mutex_);
-    snapshot = status_;
-  }
-  snapshot.stats = stats;
-  snapshot.context_used = engine_->position();
-  snapshot.device_bytes = stats.weight_bytes + stats.kv_cache_bytes + stats.activation_bytes + stats.expert_cache_bytes;
-  snapshot.last_token = engine_->last_pass_stream_stats();
-  snapshot.experts = engine_->expert_map();
+  // Read the engine outside the lock; publish only its figures (the state fields belong to
+  // load(), which the UI thread may be calling meanwhile).
+  const EngineStats stats = engine_->stats();
+  const uint32_t used = engine_->position();
+  const StreamStats last_token = engine_->last_pass_stream_stats();
+  ExpertMap experts = engine_->expert_map();
   std::lock_guard lock(mutex_);
-  // Only the engine's figures: the state fields may have changed meanwhile (a load queued).
-  status_.stats = snapshot.stats;
-  status_.context_used = snapshot.context_used;
-  status_.device_bytes = snapshot.device_bytes;
-  status_.last_token = snapshot.last_token;
-  status_.experts = std::move(snapshot.experts);
+  status_.stats = stats;
+  status_.context_used = used;
+  status_.device_bytes = stats.weight_bytes + stats.kv_cache_bytes + stats.activation_bytes + stats.expert_cache_bytes;
+  status_.last_token = last_token;
+  status_.experts = std::move(experts);
 }
 
 // The conversation's tokens, leaving out its oldest turns while it and room for a reply do

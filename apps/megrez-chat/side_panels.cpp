@@ -194,8 +194,8 @@ void ChatApp::draw_expert_panel() {
     const StreamStats& t = status_.last_token;
     const StreamStats& all = status_.stats.stream;
     ImGui::Text("last token: %.0f%% hits, %llu misses", t.hit_rate() * 100, static_cast<unsigned long long>(t.misses));
-    ImGui::Text("  %s uploaded, stall %s", megabytes(double(t.bytes_uploaded)).c_str(),
-                t.stall_measured ? (std::to_string(t.stall_ms).substr(0, 5) + " ms").c_str() : "not measured");
+    if (t.stall_measured) ImGui::Text("  %s uploaded, stall %.2f ms", megabytes(double(t.bytes_uploaded)).c_str(), t.stall_ms);
+    else ImGui::Text("  %s uploaded, stall not measured", megabytes(double(t.bytes_uploaded)).c_str());
     const double tokens = double(std::max<uint64_t>(1, status_.stats.decode_tokens));
     ImGui::Text("all: %.1f%% hits, %s uploaded", all.hit_rate() * 100, megabytes(double(all.bytes_uploaded)).c_str());
     ImGui::Text("  per token: %.1f misses, %.1f ms stall", double(all.misses) / tokens, all.stall_ms / tokens);
