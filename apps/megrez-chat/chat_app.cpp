@@ -391,6 +391,9 @@ void ChatApp::load_model(const std::string& path) {
   engine.layer_breaks = true;  // the window draws on the engine's queue: let frames in between layers
   worker_->load(path, engine);
   status_ = worker_->status();
+  // The worker may have finished already (a bad path fails at once): poll_worker reports the
+  // outcome by its change from Loading, so that is the state this side starts from.
+  status_.state = ModelState::Loading;
 }
 
 }  // namespace megrez::chat
