@@ -102,12 +102,22 @@ BufferRange upload_matrix(Context& ctx, Arena& arena, DType dtype, uint32_t rows
 
 std::string shape_text(uint32_t a, uint32_t b) { return std::to_string(a) + "x" + std::to_string(b); }
 
-// The reduction flavours this device runs (both where subgroups allow, for comparison).
-std::vector<Reduce> flavours(const Context& ctx) {
-  if (ctx.caps().use_subgroup_reduce()) return {Reduce::Subgroup, Reduce::SharedMemory};
-  return {Reduce::SharedMemory};
+// The reduction flavours this device runs (both where subgroups allow, for comparison), and
+// the per-invocation one where the operands fit it (`rows_fit`): every flavour is timed, the
+// one Auto picks on this device is marked with a '*'.
+std::vector<Reduce> flavours(const Context& ctx, bool rows_fit = false) {
+  std::vector<Reduce> out{Reduce::SharedMemory};
+  if (ctx.caps().use_subgroup_reduce()) out.insert(out.begin(), Reduce::Subgroup);
+  if (rows_fit) out.push_back(Reduce::PerInvocation);
+  return out;
 }
-const char* flavour_name(Reduce r) { return r == Reduce::Subgroup ? "subgroup" : "shmem"; }
+std::string flavour_name(const Context& ctx, Reduce r, bool rows_fit = false) {
+  const char* name = r == Reduce::Subgroup ? "subgroup" : r == Reduce::SharedMemory ? "shmem" : "rows";
+  const Reduce chosen = rows_fit && ctx.caps().sum_rows_per_invocation() ? Reduce::PerInvocation
+                        : ctx.caps().use_subgroup_reduce()               ? Reduce::Subgroup
+                                                                         : Reduce::SharedMemory;
+  return std::string(name) + (r == chosen ? "*" : "");
+}
 
 // ---- Kernel builders ----------------------------------------------------------------------
 
@@ -124,8 +134,10 @@ std::vector<BenchCase> add_matvec_cases(Context& ctx, Arena& arena, DType dtype)
   const BufferRange x = upload_floats(ctx, arena, 10944, 1), y = upload_floats(ctx, arena, 10944, 2);
   for (const Shape& s : shapes) {
     const BufferRange w = upload_matrix(ctx, arena, dtype, s.rows, s.cols);
-    for (Reduce reduce : flavours(ctx)) {
-      BenchCase c = make_case("matvec", dtype_name(dtype), shape_text(s.rows, s.cols) + " " + s.what, flavour_name(reduce));
+    const bool rows_fit = rows_per_invocation_fit(dtype, s.cols, w.offset, x.offset);
+    for (Reduce reduce : flavours(ctx, rows_fit)) {
+      BenchCase c = make_case("matvec", dtype_name(dtype), shape_text(s.rows, s.cols) + " " + s.what,
+                              flavour_name(ctx, reduce, rows_fit));
       c.bytes = row_bytes(dtype, s.cols) * s.rows + uint64_t{s.cols + s.rows} * 4;
       c.flops = 2.0 * s.rows * s.cols;
       const uint32_t rows = s.rows, cols = s.cols;
@@ -174,9 +186,11 @@ std::vector<BenchCase> add_moe_cases(Context& ctx, Arena& arena, DType dtype) {
   upload(ctx, table_buf, std::span<const uint32_t>(table));
   const BufferRange x = upload_floats(ctx, arena, dim, 3), hidden = upload_floats(ctx, arena, top_k * inter, 4);
   std::vector<BenchCase> cases;
-  for (Reduce reduce : flavours(ctx)) {
+  const bool rows_fit = expert_rows_fit(slots, false, x);
+  for (Reduce reduce : flavours(ctx, rows_fit)) {
     BenchCase c = make_case("moe_matvec", dtype_name(dtype),
-                            shape_text(inter, dim) + " 6 of 64 experts, gate+up fused (per product)", flavour_name(reduce));
+                            shape_text(inter, dim) + " 6 of 64 experts, gate+up fused (per product)",
+                            flavour_name(ctx, reduce, rows_fit));
     c.products = 2;
     // One matrix of each of the 6 experts, x, and half of the [6, 1408] f32 output.
     c.bytes = top_k * row_bytes(dtype, dim) * inter + uint64_t{dim} * 4 + uint64_t{top_k} * inter * 2;
@@ -219,11 +233,11 @@ std::vector<BenchCase> add_norm_cases(Context& ctx, Arena& arena) {
   std::vector<BenchCase> cases;
   for (uint32_t rows : {1u, 64u}) {
     for (Reduce reduce : flavours(ctx)) {
-      BenchCase norm = make_case("rmsnorm", "f32", shape_text(rows, dim), flavour_name(reduce));
+      BenchCase norm = make_case("rmsnorm", "f32", shape_text(rows, dim), flavour_name(ctx, reduce));
       norm.bytes = uint64_t{rows} * dim * 8 + dim * 4;
       norm.record = [=](CommandBuffer& cmd) { record_rmsnorm(cmd, x, w, y, rows, dim, 1e-6f, reduce); };
       cases.push_back(norm);
-      BenchCase fused = make_case("add_rmsnorm", "f32", shape_text(rows, dim), flavour_name(reduce));
+      BenchCase fused = make_case("add_rmsnorm", "f32", shape_text(rows, dim), flavour_name(ctx, reduce));
       fused.bytes = uint64_t{rows} * dim * 16 + dim * 4;
       fused.record = [=](CommandBuffer& cmd) { record_add_rmsnorm(cmd, x, a, w, y, rows, dim, 1e-6f, reduce); };
       cases.push_back(fused);
@@ -256,7 +270,7 @@ std::vector<BenchCase> add_embed_argmax_cases(Context& ctx, Arena& arena) {
   const BufferRange partials = arena.allocate(argmax_partials_bytes(ctx.caps(), vocab));
   const BufferRange result = arena.allocate(8);
   for (Reduce reduce : flavours(ctx)) {
-    BenchCase c = make_case("argmax", "f32", std::to_string(vocab), flavour_name(reduce));
+    BenchCase c = make_case("argmax", "f32", std::to_string(vocab), flavour_name(ctx, reduce));
     c.bytes = uint64_t{vocab} * 4;
     c.record = [=](CommandBuffer& cmd) { record_argmax(cmd, logits, partials, result, vocab, reduce); };
     cases.push_back(c);

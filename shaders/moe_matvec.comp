@@ -10,6 +10,10 @@
 //   SWIGLU_DIRECT  h[t] = silu(G x[t]) * (U x[t]) with G, U at fixed offsets of one binding
 //                  (the shared expert, a dense MLP)
 // Buffers, push constants and slot layout: abi/moe.h. Activations and sums are fp32.
+// PER_INVOCATION (variants *_rows, for CPU drivers: common/row_dot.glsl says why): each
+// invocation sums ROWS_PER_INVOCATION whole rows (of both matrices in the gate/up modes)
+// alone, so a workgroup covers workgroup size x ROWS_PER_INVOCATION rows and nothing is
+// reduced across invocations.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/moe.h"
@@ -20,8 +24,14 @@
 #define MATRICES 1
 #endif
 
+#ifdef PER_INVOCATION
+#define ROWS_PER_INVOCATION 4
+#define ROW_STREAMS (MATRICES * ROWS_PER_INVOCATION)
+#include "common/row_dot.glsl"  // bindings 0 (weights, as units) and 1 (input, as vec4)
+#else
 layout(set = 0, binding = 0) readonly buffer Weights { uint weight_words[]; };
 layout(set = 0, binding = 1) readonly buffer Input { float input_values[]; };
+#endif
 #ifdef SWIGLU_DIRECT
 layout(set = 0, binding = 2) writeonly buffer Output { float output_values[]; };
 #else
@@ -32,24 +42,31 @@ layout(set = 0, binding = 4) writeonly buffer Output { float output_values[]; };
 layout(push_constant) uniform Push { MoePush pc; };
 layout(constant_id = 4) const uint ROWS_PER_GROUP = 4u;
 
+#ifndef PER_INVOCATION
 #define WEIGHT_WORD(i) weight_words[i]
 #include "common/weights.glsl"
-#ifndef SWIGLU_DIRECT
-#include "common/expert_slots.glsl"
-#endif
 // Sums: gate rows 0..R-1, then up rows R..2R-1 (gate/up modes). One named constant, so
 // every array sized by it has the same type.
 const uint SUMS = uint(MATRICES) * ROWS_PER_GROUP;
 #define REDUCE_ROWS SUMS
 #include "common/reduce_rows.glsl"
 
-float silu(float v) { return v / (1.0 + exp(-v)); }
-
 vec4 load_input4(uint i) { return vec4(input_values[i], input_values[i + 1u], input_values[i + 2u], input_values[i + 3u]); }
+#endif
+#ifndef SWIGLU_DIRECT
+#include "common/expert_slots.glsl"
+#endif
+
+float silu(float v) { return v / (1.0 + exp(-v)); }
 
 void main() {
   const uint token = gl_WorkGroupID.z;
+#ifdef PER_INVOCATION
+  // Not uniform per workgroup: fine, this flavour has no barriers.
+  const uint first_row = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
+#else
   const uint first_row = gl_WorkGroupID.x * ROWS_PER_GROUP;
+#endif
   // Every early return below is uniform per workgroup, so it is safe before the barriers.
   if (token >= pc.tokens || first_row >= pc.rows) return;
 #ifdef SWIGLU_DIRECT
@@ -67,8 +84,28 @@ void main() {
   const uint out_base = entry * pc.rows;
 #endif
 
-  const uint tid = gl_LocalInvocationIndex, width = gl_WorkGroupSize.x;
   const uint row_bytes = WEIGHT_ROW_BYTES(pc.cols);
+#ifdef PER_INVOCATION
+  // Streams: gate rows, then up rows (gate/up modes); rows past the end re-read the last row.
+  uint first_unit[ROW_STREAMS];
+  float sums[ROW_STREAMS];
+  for (uint i = 0u; i < ROW_STREAMS; ++i) {
+    const uint r = min(first_row + i % ROWS_PER_INVOCATION, pc.rows - 1u);
+    const uint matrix_offset = i < ROWS_PER_INVOCATION ? pc.matrix_offset : pc.up_offset;
+    first_unit[i] = (base + matrix_offset + r * row_bytes) / ROW_UNIT_BYTES;
+    sums[i] = 0.0;
+  }
+  row_dots(first_unit, in_base / 4u, pc.cols, sums);
+  for (uint r = 0u; r < ROWS_PER_INVOCATION && first_row + r < pc.rows; ++r) {
+#if MATRICES == 2
+    const float value = silu(sums[r]) * sums[ROWS_PER_INVOCATION + r];
+#else
+    const float value = sums[r];
+#endif
+    output_values[out_base + first_row + r] = value;
+  }
+#else
+  const uint tid = gl_LocalInvocationIndex, width = gl_WorkGroupSize.x;
   // Rows past the end (last group) re-read the last row; their sums are never written.
   uint row_byte[REDUCE_ROWS];
   float acc[REDUCE_ROWS];
@@ -108,4 +145,5 @@ void main() {
 #endif
     output_values[out_base + first_row + r] = value;
   }
+#endif
 }

@@ -65,17 +65,39 @@ Groups spread_groups(const DeviceCaps& caps, uint32_t n) {
   return {max_x, group_count(n, max_x), 1};
 }
 
-// "" for the subgroup flavour, "_shmem" for the shared-memory one.
-std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce) {
-  if (reduce == Reduce::Auto) reduce = caps.use_subgroup_reduce() ? Reduce::Subgroup : Reduce::SharedMemory;
+}  // namespace
+
+std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce, bool rows_fit) {
+  if (reduce == Reduce::Auto) {
+    reduce = rows_fit && caps.sum_rows_per_invocation() ? Reduce::PerInvocation
+             : caps.use_subgroup_reduce()               ? Reduce::Subgroup
+                                                        : Reduce::SharedMemory;
+  }
+  if (reduce == Reduce::PerInvocation) {
+    require(rows_fit, base,
+            "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
+            "quantized) and x on a 16-byte boundary");
+    return base + "_rows";
+  }
   if (reduce == Reduce::SharedMemory) return base + "_shmem";
   require(caps.use_subgroup_reduce(), base, "the subgroup variant needs subgroup arithmetic, which this device lacks");
   return base;
 }
 
-}  // namespace
+bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_offset) {
+  const bool quantized = dtype_is_quantized(weights);
+  const uint64_t unit = quantized ? 8 : 16;
+  const uint64_t row = row_bytes(weights, cols);
+  return cols > 0 && (quantized ? cols % 128 == 0 : row % unit == 0) && weight_offset % unit == 0 && x_offset % 16 == 0;
+}
 
-MatvecShape matvec_shape(const DeviceCaps& caps) {
+MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation) {
+  // Whole rows per invocation: one subgroup per workgroup (32 rows on lavapipe's 8 lanes)
+  // keeps a 1408-row matrix at 44 groups, plenty for a CPU's cores.
+  if (per_invocation) {
+    const uint32_t workgroup = fit_workgroup(caps, std::clamp(caps.subgroup_size, 4u, 64u));
+    return {workgroup, workgroup * kRowsPerInvocation};
+  }
   // A few subgroups per workgroup (128 on 32-wide GPUs, 32 on lavapipe, where fewer
   // invocations per group measured faster), striding over a row's 8-weight quarters (256 of
   // them at 2048 columns). 4 rows per group reuse each x quarter four times and keep a
@@ -122,8 +144,8 @@ MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens) {
   return *best;
 }
 
-std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce) {
-  return reduce_variant(caps, std::string("matvec_") + dtype_name(weights), reduce);
+std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce, bool rows_fit) {
+  return reduce_variant(caps, std::string("matvec_") + dtype_name(weights), reduce, rows_fit);
 }
 std::string matmul_variant(DType weights) { return std::string("matmul_") + dtype_name(weights); }
 std::string embed_variant(DType table) { return std::string("embed_") + dtype_name(table); }
@@ -133,14 +155,18 @@ std::string embed_variant(DType table) { return std::string("embed_") + dtype_na
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
                    const BufferRange& y, const abi::MatvecPush& p, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = matvec_variant(weights, caps, reduce);
+  const bool rows_fit = p.cols > 0 && rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
+                                                              x.offset + uint64_t{p.x_offset} * 4);
+  const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (uint64_t{p.x_offset} + p.cols) * 4, kernel, "x");
   require_bytes(y, (uint64_t{p.y_offset} + p.rows) * 4, kernel, "y");
-  const MatvecShape shape = matvec_shape(caps);
-  const Pipeline& pipeline = cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
+  const bool per_invocation = kernel.ends_with("_rows");
+  const MatvecShape shape = matvec_shape(caps, per_invocation);
+  const Pipeline& pipeline = cmd.context().pipeline(
+      kernel, per_invocation ? spec_1d(caps, shape.workgroup) : spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
   dispatch(cmd, pipeline, {w, x, y}, p, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
 }
 

@@ -22,9 +22,11 @@ struct DeviceCaps;
 
 struct MatvecShape {
   uint32_t workgroup = 0;       // invocations
-  uint32_t rows_per_group = 0;  // rows each workgroup computes (spec constant 4)
+  uint32_t rows_per_group = 0;  // rows each workgroup computes (spec constant 4; _rows: 4 per invocation)
 };
-MatvecShape matvec_shape(const DeviceCaps& caps);
+MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false);
+// Rows one invocation of a _rows variant sums (ROWS_PER_INVOCATION in matvec_rows.comp).
+inline constexpr uint32_t kRowsPerInvocation = 4;
 
 struct MatmulShape {
   uint32_t tile_rows = 0, tile_tokens = 0;      // output tile of one workgroup
@@ -37,13 +39,27 @@ struct MatmulShape {
 MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens);
 
 // Reduction flavour of the kernels that reduce across a workgroup (matvec, rmsnorm,
-// add_rmsnorm, argmax). Auto: subgroup ops where caps.use_subgroup_reduce(), else the
-// shared-memory variant. The others force one (tests and the benchmark compare both);
-// forcing Subgroup on a device without subgroup arithmetic is a megrez::Error.
-enum class Reduce { Auto, Subgroup, SharedMemory };
+// add_rmsnorm, argmax, the MoE products). Auto: the per-invocation flavour where
+// caps.sum_rows_per_invocation() and the operands fit it (matvec and the MoE decode products
+// only), else subgroup ops where caps.use_subgroup_reduce(), else the shared-memory variant.
+// The others force one (tests and the benchmark compare them); forcing one the device or the
+// operands cannot run is a megrez::Error.
+//   PerInvocation: no reduction at all, each invocation sums whole rows (variant <kernel>_rows,
+//   shaders/common/row_dot.glsl); see rows_per_invocation_fit for what it needs.
+enum class Reduce { Auto, Subgroup, SharedMemory, PerInvocation };
 
-// Variant names: "matvec_q4_0" or "matvec_q4_0_shmem".
-std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto);
+// The variant of `base` for a flavour: base (subgroup), base + "_shmem" or base + "_rows".
+// `rows_fit`: the kernel has a _rows variant and these operands fit it.
+std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce, bool rows_fit = false);
+
+// Whether the per-invocation flavour can read rows of `cols` columns whose first row starts
+// at byte `weight_offset` of its buffer, with x at byte `x_offset` of its buffer: it reads
+// 16-byte units of float rows (rows of whole units) or 8-byte units of quantized rows
+// (cols % 128 == 0), and x as vec4.
+bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_offset);
+
+// Variant names: "matvec_q4_0", "matvec_q4_0_shmem" or "matvec_q4_0_rows"; `rows_fit` as above.
+std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);
 std::string matmul_variant(DType weights);
 std::string embed_variant(DType table);
 

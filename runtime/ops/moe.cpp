@@ -54,13 +54,6 @@ Specialization spec_1d(const DeviceCaps& caps, uint32_t workgroup, std::initiali
   return spec;
 }
 
-std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce) {
-  if (reduce == Reduce::Auto) reduce = caps.use_subgroup_reduce() ? Reduce::Subgroup : Reduce::SharedMemory;
-  if (reduce == Reduce::SharedMemory) return base + "_shmem";
-  require(caps.use_subgroup_reduce(), base, "the subgroup variant needs subgroup arithmetic, which this device lacks");
-  return base;
-}
-
 // Elementwise kernels: grid-stride loops, so the group count is capped.
 Groups elementwise_groups(const DeviceCaps& caps, uint64_t count, uint32_t workgroup) {
   return {uint32_t(std::min<uint64_t>({(count + workgroup - 1) / workgroup, caps.max_workgroup_count[0], 4096}))};
@@ -119,29 +112,55 @@ abi::MoePush routed_push(const ExpertSlots& slots, const MoeArgs& args, bool dow
   return p;
 }
 
+// Launch of a decode product over `rows` output rows: workgroups (x) and the specialization.
+struct ProductLaunch {
+  uint32_t groups;
+  Specialization spec;
+};
+ProductLaunch product_launch(const DeviceCaps& caps, const std::string& kernel, uint32_t rows) {
+  if (kernel.ends_with("_rows")) {
+    const MatvecShape shape = matvec_shape(caps, true);
+    return {group_count(rows, shape.rows_per_group), spec_1d(caps, shape.workgroup)};
+  }
+  return {group_count(rows, kMatvecRows), spec_1d(caps, fit_workgroup(caps, kMatvecWorkgroup), {kMatvecRows})};
+}
+
 void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, bool down,
                           const BufferRange& input, const BufferRange& ids, const BufferRange& slot_table,
                           const BufferRange& output, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
   const DType type = down ? slots.layout.down : slots.layout.gate_up;
-  const std::string kernel =
-      reduce_variant(caps, std::string(down ? "moe_down_" : "moe_gate_up_") + dtype_name(type), reduce);
+  const std::string kernel = reduce_variant(caps, std::string(down ? "moe_down_" : "moe_gate_up_") + dtype_name(type),
+                                            reduce, expert_rows_fit(slots, down, input));
   abi::MoePush p = routed_push(slots, args, down, kernel);
   const uint64_t entries = uint64_t{args.tokens} * args.top_k;
   require_bytes(input, floats(down ? entries : args.tokens, p.cols), kernel, down ? "hidden" : "x");
   require_bytes(ids, floats(entries), kernel, "ids");
   require_bytes(slot_table, floats(args.n_experts), kernel, "slot table");
   require_bytes(output, floats(entries, p.rows), kernel, down ? "y" : "hidden");
-  const uint32_t workgroup = fit_workgroup(caps, kMatvecWorkgroup);
-  const Pipeline& pipeline = cmd.context().pipeline(kernel, spec_1d(caps, workgroup, {kMatvecRows}));
+  const ProductLaunch launch = product_launch(caps, kernel, p.rows);
+  const Pipeline& pipeline = cmd.context().pipeline(kernel, launch.spec);
   for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
     p.part = part;
     dispatch(cmd, pipeline, {slots.parts[part], input, ids, slot_table, output}, p,
-             {group_count(p.rows, kMatvecRows), args.top_k, args.tokens});
+             {launch.groups, args.top_k, args.tokens});
   }
 }
 
 }  // namespace
+
+// ---- Decode products ----------------------------------------------------------------------
+
+bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& input) {
+  const ExpertSlotLayout& l = slots.layout;
+  const DType type = down ? l.down : l.gate_up;
+  const uint32_t cols = down ? l.inter : l.dim;
+  std::vector<uint64_t> offsets{l.slot_bytes, down ? l.down_offset : l.gate_offset};
+  if (!down) offsets.push_back(l.up_offset);
+  for (const BufferRange& part : slots.parts) offsets.push_back(part.offset);
+  return std::all_of(offsets.begin(), offsets.end(),
+                     [&](uint64_t offset) { return rows_per_invocation_fit(type, cols, offset, input.offset); });
+}
 
 // ---- Router -------------------------------------------------------------------------------
 
@@ -194,7 +213,10 @@ void record_swiglu(CommandBuffer& cmd, const BufferRange& gate, const BufferRang
 void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const BufferRange& weights,
                          const BufferRange& x, const BufferRange& hidden, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce);
+  const bool rows_fit = a.dim > 0 && rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.gate_offset, x.offset) &&
+                        rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.up_offset, x.offset);
+  const std::string kernel =
+      reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce, rows_fit);
   require(a.tokens > 0 && a.inter > 0, kernel, "zero tokens or rows");
   require_cols(a.weight_type, a.dim, kernel);
   const uint32_t align = a.weight_type == DType::F32 ? 4 : 2;  // f32 rows are read as words
@@ -211,9 +233,8 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
   p.cols = a.dim;
   p.matrix_offset = a.gate_offset;
   p.up_offset = a.up_offset;
-  const Pipeline& pipeline =
-      cmd.context().pipeline(kernel, spec_1d(caps, fit_workgroup(caps, kMatvecWorkgroup), {kMatvecRows}));
-  dispatch(cmd, pipeline, {weights, x, hidden}, p, {group_count(a.inter, kMatvecRows), 1, a.tokens});
+  const ProductLaunch launch = product_launch(caps, kernel, a.inter);
+  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, x, hidden}, p, {launch.groups, 1, a.tokens});
 }
 
 // ---- Expert slots -------------------------------------------------------------------------

@@ -85,6 +85,12 @@ struct MoeArgs {
   std::vector<uint32_t> parts;
 };
 
+// Whether the per-invocation flavour (Reduce::PerInvocation, variants *_rows) can read the
+// gate/up (`down` false) or down matrices of these slots with this input: every row of every
+// slot of every part starts on its 16- or 8-byte unit, the input on a vec4
+// (rows_per_invocation_fit, ops/linear.h).
+bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& input);
+
 // h [T, K, inter] = silu(G_e x) * (U_e x), e = ids[t, k] via slot_table [n_experts] u32.
 void record_moe_gate_up(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, const BufferRange& x,
                         const BufferRange& ids, const BufferRange& slot_table, const BufferRange& hidden,

@@ -83,6 +83,7 @@ DeviceCaps caps_from_device(const DeviceInfo& info, uint32_t compute_family) {
   }
   caps.unified_memory = type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
                         type == VK_PHYSICAL_DEVICE_TYPE_CPU || one_heap_mappable;
+  caps.cpu_device = type == VK_PHYSICAL_DEVICE_TYPE_CPU;
   caps.timestamp_valid_bits = info.queue_families.at(compute_family).timestampValidBits;
   caps.timestamps = caps.timestamp_valid_bits > 0 && limits.timestampPeriod > 0;
   caps.timestamp_period_ns = limits.timestampPeriod;
@@ -159,7 +160,7 @@ const char* const kKnownKeys[] = {
     "max_workgroup_size", "max_workgroup_count", "max_push_constants", "subgroup_arithmetic",
     "subgroup_shuffle", "subgroup_size_control", "fp16_arithmetic", "int8_arithmetic",
     "int16_arithmetic", "storage_16bit", "storage_8bit", "push_descriptors", "unified_memory",
-    "max_prefill_chunk", "half_conversions"};
+    "max_prefill_chunk", "half_conversions", "cpu_device"};
 
 }  // namespace
 
@@ -198,6 +199,7 @@ void apply_profile_json(DeviceCaps& caps, const std::string& json_text, const st
   r.feature("push_descriptors", capped.push_descriptors);
   r.feature("unified_memory", capped.unified_memory);
   r.feature("half_conversions", capped.half_conversions);
+  r.feature("cpu_device", capped.cpu_device);  // false: the GPU-shaped kernels on a CPU driver
   capped.profile = doc["name"].get<std::string>();
   caps = capped;
 }

@@ -46,6 +46,7 @@ struct DeviceCaps {
   uint32_t max_push_descriptors = 0;
   bool unified_memory = false;            // device-local memory is host-visible: map, no staging
   bool timestamps = false;                // compute queue writes timestamps
+  bool cpu_device = false;                // VK_PHYSICAL_DEVICE_TYPE_CPU (lavapipe, SwiftShader)
   uint32_t timestamp_valid_bits = 0;
   float timestamp_period_ns = 1.0f;
 
@@ -61,6 +62,10 @@ struct DeviceCaps {
 
   // Reductions through subgroup ops, or the shared-memory-only variant (<kernel>_shmem).
   bool use_subgroup_reduce() const { return subgroup_arithmetic; }
+  // Matrix-vector products as whole rows per invocation (<kernel>_rows, Reduce::PerInvocation):
+  // on a CPU driver an invocation is a SIMD lane and each per-lane load is a loop over the
+  // lanes, so few wide loads beat the GPU layout (shaders/common/row_dot.glsl) 2-4x.
+  bool sum_rows_per_invocation() const { return cpu_device; }
 };
 
 // Real limits of `info`, with timestamps read from the compute queue family.

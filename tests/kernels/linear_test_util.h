@@ -20,8 +20,19 @@ inline std::vector<Reduce> reduce_flavours(const Context& ctx) {
   return {Reduce::SharedMemory};
 }
 
+// The same plus the per-invocation flavour when the operands fit it (rows_per_invocation_fit):
+// every device runs it, CPU devices pick it by default.
+inline std::vector<Reduce> matvec_flavours(const Context& ctx, bool rows_fit) {
+  std::vector<Reduce> flavours = reduce_flavours(ctx);
+  if (rows_fit) flavours.push_back(Reduce::PerInvocation);
+  return flavours;
+}
+
 inline const char* flavour_name(Reduce r) {
-  return r == Reduce::Subgroup ? "subgroup" : r == Reduce::SharedMemory ? "shmem" : "auto";
+  return r == Reduce::Subgroup            ? "subgroup"
+         : r == Reduce::SharedMemory      ? "shmem"
+         : r == Reduce::PerInvocation     ? "rows"
+                                          : "auto";
 }
 
 // Compares GPU dot products with the fp64 reference: |got - (base + ref)| must be within

@@ -36,7 +36,8 @@ void check_matvec(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, uint3
   const BufferRange w = test::upload_vector(ctx, arena, m.words());
   const BufferRange xb = test::upload_vector(ctx, arena, x);
   const BufferRange y = arena.allocate(size_t{rows} * 4);
-  for (Reduce reduce : test::reduce_flavours(ctx)) {
+  const bool rows_fit = rows_per_invocation_fit(dtype, cols, w.offset, xb.offset);
+  for (Reduce reduce : test::matvec_flavours(ctx, rows_fit)) {
     CAPTURE(test::flavour_name(reduce));
     upload(ctx, y, std::span<const float>(std::vector<float>(rows, 1e30f)));  // must be overwritten
     CommandBuffer cmd(ctx);
@@ -53,7 +54,8 @@ void check_matvec(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, uint3
 TEST_CASE_FIXTURE(test::GpuTest, "matvec matches the fp64 reference on odd shapes, every format and flavour") {
   for (DType dtype : test::kAllFormats) {
     // Quantized rows are whole blocks; float rows may be any width (tails of 1..7 columns).
-    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96, 1056}
+    // 256 and 64 fit the per-invocation flavour (whole 128-column steps, whole 16-byte units).
+    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96, 256, 1056}
                                                                    : std::vector<uint32_t>{1, 35, 64, 1001};
     for (uint32_t rows : {1u, 7u, 33u, 1001u}) {
       for (uint32_t cols : widths) check_matvec(ctx, dtype, rows, cols, rows * 131 + cols);
@@ -69,38 +71,51 @@ TEST_CASE_FIXTURE(test::GpuTest, "matvec matches the fp64 reference at the Megre
   }
 }
 
+namespace {
+
+// weight_row `first`, x_offset, y_offset and accumulate over `count` of `rows` rows.
+void check_offsets(Context& ctx, DType dtype, uint32_t cols, uint32_t x_offset) {
+  CAPTURE(dtype_name(dtype));
+  CAPTURE(cols);
+  CAPTURE(x_offset);
+  const uint32_t rows = 33, first = 5, count = 20, y_offset = 7, y_size = 40;
+  const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 77);
+  const std::vector<float> x = test::random_vector(x_offset + cols, 78);
+  const std::vector<float> y_initial = test::random_vector(y_size, 79);
+  const std::vector<float> decoded = m.decode();
+  const std::vector<float> rows_used(decoded.begin() + size_t{first} * cols, decoded.begin() + size_t{first + count} * cols);
+  const std::vector<test::RefDot> ref =
+      test::ref_matvec(rows_used, count, cols, std::vector<float>(x.begin() + x_offset, x.end()));
+
+  Arena arena(ctx, "matvec-test", MemoryUse::Device, 1 << 20);
+  const BufferRange w = test::upload_vector(ctx, arena, m.words());
+  const BufferRange xb = test::upload_vector(ctx, arena, x);
+  const bool rows_fit =
+      rows_per_invocation_fit(dtype, cols, w.offset + uint64_t{first} * m.row_size(), xb.offset + uint64_t{x_offset} * 4);
+  for (Reduce reduce : test::matvec_flavours(ctx, rows_fit)) {
+    CAPTURE(test::flavour_name(reduce));
+    const BufferRange y = test::upload_vector(ctx, arena, y_initial);
+    CommandBuffer cmd(ctx);
+    cmd.begin();
+    record_matvec(cmd, dtype, w, xb, y, abi::MatvecPush{count, cols, first, x_offset, y_offset, 1}, reduce);
+    cmd.submit_and_wait();
+    const std::vector<float> got = test::download_vector<float>(ctx, y);
+    const std::string mismatch = test::compare_dots(got, ref, y_offset, cols, kTolerance, &y_initial);
+    CHECK_MESSAGE(mismatch.empty(), mismatch);
+    for (uint32_t i = 0; i < y_size; ++i) {
+      if (i < y_offset || i >= y_offset + count) CHECK(got[i] == y_initial[i]);  // untouched, bit for bit
+    }
+  }
+}
+
+}  // namespace
+
 TEST_CASE_FIXTURE(test::GpuTest, "matvec honours weight_row, x_offset, y_offset and accumulate") {
   for (DType dtype : {DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::F32}) {
-    CAPTURE(dtype_name(dtype));
     // 35 f16/bf16 columns put every other row at a 2 mod 4 byte offset.
-    const uint32_t rows = 33, cols = dtype_is_quantized(dtype) ? 96 : 35;
-    const uint32_t first = 5, count = 20, x_offset = 3, y_offset = 7, y_size = 40;
-    const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 77);
-    const std::vector<float> x = test::random_vector(x_offset + cols, 78);
-    const std::vector<float> y_initial = test::random_vector(y_size, 79);
-    const std::vector<float> decoded = m.decode();
-    const std::vector<float> rows_used(decoded.begin() + size_t{first} * cols,
-                                       decoded.begin() + size_t{first + count} * cols);
-    const std::vector<test::RefDot> ref =
-        test::ref_matvec(rows_used, count, cols, std::vector<float>(x.begin() + x_offset, x.end()));
-
-    Arena arena(ctx, "matvec-test", MemoryUse::Device, 1 << 20);
-    const BufferRange w = test::upload_vector(ctx, arena, m.words());
-    const BufferRange xb = test::upload_vector(ctx, arena, x);
-    for (Reduce reduce : test::reduce_flavours(ctx)) {
-      CAPTURE(test::flavour_name(reduce));
-      const BufferRange y = test::upload_vector(ctx, arena, y_initial);
-      CommandBuffer cmd(ctx);
-      cmd.begin();
-      record_matvec(cmd, dtype, w, xb, y, abi::MatvecPush{count, cols, first, x_offset, y_offset, 1}, reduce);
-      cmd.submit_and_wait();
-      const std::vector<float> got = test::download_vector<float>(ctx, y);
-      const std::string mismatch = test::compare_dots(got, ref, y_offset, cols, kTolerance, &y_initial);
-      CHECK_MESSAGE(mismatch.empty(), mismatch);
-      for (uint32_t i = 0; i < y_size; ++i) {
-        if (i < y_offset || i >= y_offset + count) CHECK(got[i] == y_initial[i]);  // untouched, bit for bit
-      }
-    }
+    check_offsets(ctx, dtype, dtype_is_quantized(dtype) ? 96 : 35, 3);
+    // Rows and x that fit the per-invocation flavour's 8/16-byte reads, so it runs too.
+    check_offsets(ctx, dtype, dtype_is_quantized(dtype) ? 128 : 64, 4);
   }
 }
 
@@ -150,6 +165,11 @@ TEST_CASE_FIXTURE(test::GpuTest, "matvec launcher rejects bad shapes and ranges 
   CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::F16, w.slice(0, 70), x, y, MatvecPush{1, 35, 0, 0, 0, 0}),
                        doctest::Contains("not a multiple of 4"), Error);
   CHECK_THROWS_AS(record_matvec(cmd, DType::F32, w, x, y, MatvecPush{0, 4, 0, 0, 0, 0}), Error);
+  // The per-invocation flavour reads x as vec4 and quantized rows in 128-column steps.
+  CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::Q4_0, w, x, y, MatvecPush{4, 128, 0, 1, 0, 0}, Reduce::PerInvocation),
+                       doctest::Contains("per-invocation"), Error);
+  CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::Q4_0, w, x, y, MatvecPush{4, 96, 0, 0, 0, 0}, Reduce::PerInvocation),
+                       doctest::Contains("per-invocation"), Error);
   if (!ctx.caps().use_subgroup_reduce()) {
     CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::F32, w, x, y, MatvecPush{1, 4, 0, 0, 0, 0}, Reduce::Subgroup),
                          doctest::Contains("subgroup"), Error);

@@ -74,13 +74,15 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe mixed formats and columns that are not who
 namespace {
 
 void check_decode_flavours(Context& ctx) {
-  std::vector<Reduce> flavours{Reduce::SharedMemory};
+  std::vector<Reduce> flavours{Reduce::SharedMemory, Reduce::PerInvocation};
   if (ctx.caps().use_subgroup_reduce()) flavours.push_back(Reduce::Subgroup);
   for (Reduce reduce : flavours) {
-    for (DType dtype : {DType::F16, DType::Q4_0}) {
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
       CAPTURE(int(reduce));
       CAPTURE(dtype_name(dtype));
-      const test::MoeProblem p = test::make_moe_problem(dtype, dtype, 96, 64, 8, 3, 2, 8, 31);
+      // The per-invocation flavour reads quantized rows in steps of 128 columns.
+      const uint32_t dim = reduce == Reduce::PerInvocation ? 256 : 96, inter = reduce == Reduce::PerInvocation ? 128 : 64;
+      const test::MoeProblem p = test::make_moe_problem(dtype, dtype, dim, inter, 8, 3, 2, 8, 31);
       check_against_cpu(p, test::run_moe(ctx, p, MoePath::Decode, test::identity_placement(p), {}, reduce));
     }
   }

@@ -30,9 +30,12 @@ struct FusedWeights {
   uint32_t gate_offset = 0, up_offset = 0;
 };
 
-FusedWeights pack_gate_up(const test::HostMatrix& gate, const test::HostMatrix& up) {
+// Up right after gate plus the smallest gap the kernels allow (2 or 4 bytes: misaligned for
+// the per-invocation flavour), or at the next 16-byte boundary (`aligned`).
+FusedWeights pack_gate_up(const test::HostMatrix& gate, const test::HostMatrix& up, bool aligned) {
   FusedWeights w;
-  w.up_offset = uint32_t(gate.bytes.size()) + (gate.dtype == DType::F32 ? 4u : 2u);
+  w.up_offset = aligned ? uint32_t(gate.bytes.size() + 15) / 16 * 16
+                        : uint32_t(gate.bytes.size()) + (gate.dtype == DType::F32 ? 4u : 2u);
   w.bytes.resize(w.up_offset + up.bytes.size(), 0);
   std::memcpy(w.bytes.data(), gate.bytes.data(), gate.bytes.size());
   std::memcpy(w.bytes.data() + w.up_offset, up.bytes.data(), up.bytes.size());
@@ -40,8 +43,8 @@ FusedWeights pack_gate_up(const test::HostMatrix& gate, const test::HostMatrix& 
 }
 
 std::vector<float> run_swiglu_fused(Context& ctx, const test::HostMatrix& gate, const test::HostMatrix& up,
-                                    const std::vector<float>& x, uint32_t tokens) {
-  const FusedWeights w = pack_gate_up(gate, up);
+                                    const std::vector<float>& x, uint32_t tokens, bool aligned, Reduce reduce) {
+  const FusedWeights w = pack_gate_up(gate, up, aligned);
   Arena arena(ctx, "swiglu-fused-test", MemoryUse::Device, 64 << 20);
   BufferRange wb = test::upload_vector(ctx, arena, test::to_words(w.bytes));
   BufferRange xb = test::upload_vector(ctx, arena, x);
@@ -49,7 +52,7 @@ std::vector<float> run_swiglu_fused(Context& ctx, const test::HostMatrix& gate, 
   CommandBuffer cmd(ctx);
   cmd.begin();
   record_swiglu_fused(cmd, {gate.dtype, tokens, uint32_t(gate.cols), uint32_t(gate.rows), w.gate_offset, w.up_offset},
-                      wb, xb, h);
+                      wb, xb, h, reduce);
   cmd.submit_and_wait();
   return test::download_vector<float>(ctx, h);
 }
@@ -69,7 +72,11 @@ void check_fused(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, uint32
     const std::vector<float> h = test::swiglu_mlp_hidden(gate, up, &x[size_t(t) * cols]);
     expected.insert(expected.end(), h.begin(), h.end());
   }
-  test::check_close(run_swiglu_fused(ctx, gate, up, x, tokens), expected, "hidden");
+  test::check_close(run_swiglu_fused(ctx, gate, up, x, tokens, false, Reduce::Auto), expected, "hidden");
+  // Whole rows per invocation where the rows fit its reads (Auto picks it on CPU devices).
+  if (rows_per_invocation_fit(dtype, cols, 0, 0)) {
+    test::check_close(run_swiglu_fused(ctx, gate, up, x, tokens, true, Reduce::PerInvocation), expected, "hidden (rows)");
+  }
 }
 
 }  // namespace

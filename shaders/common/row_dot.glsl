@@ -1,0 +1,125 @@
+#ifndef MEGREZ_ROW_DOT_GLSL
+#define MEGREZ_ROW_DOT_GLSL
+// Whole-row dot products summed by ONE invocation: the "per invocation" flavour of the
+// matrix-vector kernels (matvec_rows.comp, moe_matvec.comp's *_rows variants), for CPU
+// drivers.
+//
+// WHY: on llvmpipe (lavapipe) an invocation is one lane of a SIMD vector, and a storage-buffer
+// load whose address differs per lane becomes a loop over the lanes. What costs is the number
+// of load instructions, not the bytes, so this flavour reads 16 (float formats) or 8
+// (quantized) bytes per load, lets each invocation walk whole rows (nothing to reduce across
+// invocations, no barriers), and walks ROW_STREAMS rows at once so that every x load serves
+// all of them. On a GPU the same pattern would read memory badly (neighbouring invocations a
+// row apart), which is why DeviceCaps picks it only for CPU devices.
+//
+// ---- How to use ---------------------------------------------------------------------------
+//   #define WEIGHT_<format>, and ROW_STREAMS n (rows walked together, a preprocessor constant)
+//   #include "common/row_dot.glsl"
+// It declares the weights as binding 0 (row_units[], of ROW_UNIT) and the input as binding 1
+// (row_input[], vec4), includes common/weights.glsl for the block decoding, and defines
+// row_dots() below.
+//
+// Layout rules (the host checks them before picking this flavour, ops/linear.cpp):
+//   float formats: rows are whole 16-byte units (cols % 4 == 0 for f32, % 8 for f16/bf16);
+//   q8_0 / q4_0:   cols % 128 == 0, so a row is whole steps of 4 blocks = 136 / 72 bytes,
+//                  whole 8-byte units;
+//   every row starts on a unit boundary of the bound range, and x on a vec4.
+// Decoding is that of weights.glsl, exact; only the order of the fp32 additions differs from
+// the other flavours (within the kernels' tolerance; each flavour is deterministic).
+
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+#define ROW_UNIT uvec2
+#define ROW_UNIT_BYTES 8u
+#define ROW_STEP_COLS 128u                 // 4 blocks
+#if defined(WEIGHT_Q8_0)
+#define ROW_QS_WORDS 8u                    // quant words of a block
+#else
+#define ROW_QS_WORDS 4u
+#endif
+#define ROW_PAIR_WORDS (2u * ROW_QS_WORDS + 1u)  // two blocks: 17 (q8_0) or 9 (q4_0) words
+#define ROW_STEP_UNITS ROW_PAIR_WORDS            // 4 blocks = 2 pairs = ROW_PAIR_WORDS uvec2
+#else
+#define ROW_UNIT uvec4
+#define ROW_UNIT_BYTES 16u
+#define ROW_STEP_UNITS 1u
+#if defined(WEIGHT_F32)
+#define ROW_STEP_COLS 4u
+#else
+#define ROW_STEP_COLS 8u
+#endif
+#endif
+
+layout(set = 0, binding = 0) readonly buffer RowWeights { ROW_UNIT row_units[]; };
+layout(set = 0, binding = 1) readonly buffer RowInput { vec4 row_input[]; };
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+#define WEIGHT_WORD(i) row_units[(i) >> 1][(i) & 1u]
+#else
+#define WEIGHT_WORD(i) row_units[(i) >> 2][(i) & 3u]
+#endif
+#include "common/weights.glsl"
+#define WEIGHT_UNIT(i) row_units[i]
+#define INPUT4(i) row_input[i]
+
+#if defined(WEIGHT_F16)
+vec4 row_unit_lo(uvec4 u) { return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)); }
+vec4 row_unit_hi(uvec4 u) { return vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w)); }
+#elif defined(WEIGHT_BF16)
+vec4 row_unit_lo(uvec4 u) { return uintBitsToFloat(uvec4(u.x << 16, u.x & 0xffff0000u, u.y << 16, u.y & 0xffff0000u)); }
+vec4 row_unit_hi(uvec4 u) { return uintBitsToFloat(uvec4(u.z << 16, u.z & 0xffff0000u, u.w << 16, u.w & 0xffff0000u)); }
+#endif
+
+// sums[s] += dot(row s, x[0..cols-1]), row s starting at weight unit first_unit[s] and x at
+// vec4 x_first. Call it in uniform control flow only in the sense every kernel needs: rows past
+// the end must still point at a real row (callers clamp them).
+void row_dots(uint first_unit[ROW_STREAMS], uint x_first, uint cols, inout float sums[ROW_STREAMS]) {
+  const uint steps = cols / ROW_STEP_COLS;
+  for (uint step = 0u; step < steps; ++step) {
+#if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
+    // Two pairs of blocks per row; a pair is ROW_PAIR_WORDS words: block A with its scale in
+    // the low half of the first word and its quants straddling words (joined), block B with
+    // its scale in the high half of word ROW_QS_WORDS and word-aligned quants after it.
+    uint words[ROW_STREAMS][2u * ROW_PAIR_WORDS];
+    for (uint s = 0u; s < ROW_STREAMS; ++s) {
+      for (uint u = 0u; u < ROW_STEP_UNITS; ++u) {
+        const uvec2 unit = WEIGHT_UNIT(first_unit[s] + step * ROW_STEP_UNITS + u);
+        words[s][2u * u] = unit.x;
+        words[s][2u * u + 1u] = unit.y;
+      }
+    }
+    for (uint block = 0u; block < 4u; ++block) {
+      vec4 xs[8];
+      const uint x_block = x_first + step * 32u + block * 8u;
+      for (uint k = 0u; k < 8u; ++k) xs[k] = INPUT4(x_block + k);
+      const uint pair = (block >> 1) * ROW_PAIR_WORDS;
+      const bool second = (block & 1u) != 0u;
+      for (uint s = 0u; s < ROW_STREAMS; ++s) {
+        uint qs[ROW_QS_WORDS];
+        float d;
+        if (second) {
+          d = weight_half(words[s][pair + ROW_QS_WORDS] >> 16);
+          for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = words[s][pair + ROW_QS_WORDS + 1u + k];
+        } else {
+          d = weight_half(words[s][pair] & 0xffffu);
+          for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = weight_join(words[s][pair + k], words[s][pair + k + 1u], true);
+        }
+#if defined(WEIGHT_Q8_0)
+        sums[s] += weight_q8_0_dot(d, qs, xs);
+#else
+        sums[s] += weight_q4_0_dot(d, qs, xs);
+#endif
+      }
+    }
+#elif defined(WEIGHT_F32)
+    const vec4 xv = INPUT4(x_first + step);
+    for (uint s = 0u; s < ROW_STREAMS; ++s) sums[s] += dot(uintBitsToFloat(WEIGHT_UNIT(first_unit[s] + step)), xv);
+#else
+    const vec4 x_lo = INPUT4(x_first + 2u * step), x_hi = INPUT4(x_first + 2u * step + 1u);
+    for (uint s = 0u; s < ROW_STREAMS; ++s) {
+      const uvec4 unit = WEIGHT_UNIT(first_unit[s] + step);
+      sums[s] += dot(row_unit_lo(unit), x_lo) + dot(row_unit_hi(unit), x_hi);
+    }
+#endif
+  }
+}
+
+#endif  // MEGREZ_ROW_DOT_GLSL
