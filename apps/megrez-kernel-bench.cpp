@@ -214,13 +214,19 @@ std::vector<BenchCase> add_matmul_cases(Context& ctx, Arena& arena) {
     for (const auto& s : shapes) {
       const uint32_t rows = s[0], cols = s[1];
       const BufferRange w = upload_matrix(ctx, arena, dtype, rows, cols);
-      BenchCase c = make_case("matmul", dtype_name(dtype), shape_text(rows, cols) + " T=64", "tiled");
-      c.bytes = row_bytes(dtype, cols) * rows + uint64_t{tokens} * (rows + cols) * 4;
-      c.flops = 2.0 * rows * cols * tokens;
-      c.record = [=](CommandBuffer& cmd) {
-        record_matmul(cmd, dtype, w, x, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0});
-      };
-      cases.push_back(c);
+      const bool rows_fit = cols % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset, x.offset);
+      for (MatmulKernel kernel : {MatmulKernel::Tiled, MatmulKernel::Rows}) {
+        if (kernel == MatmulKernel::Rows && !rows_fit) continue;
+        const bool chosen = (kernel == MatmulKernel::Rows) == (rows_fit && ctx.caps().sum_rows_per_invocation());
+        BenchCase c = make_case("matmul", dtype_name(dtype), shape_text(rows, cols) + " T=64",
+                                std::string(kernel == MatmulKernel::Rows ? "rows" : "tiled") + (chosen ? "*" : ""));
+        c.bytes = row_bytes(dtype, cols) * rows + uint64_t{tokens} * (rows + cols) * 4;
+        c.flops = 2.0 * rows * cols * tokens;
+        c.record = [=](CommandBuffer& cmd) {
+          record_matmul(cmd, dtype, w, x, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0}, kernel);
+        };
+        cases.push_back(c);
+      }
     }
   }
   return cases;

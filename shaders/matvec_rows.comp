@@ -27,7 +27,8 @@ void main() {
     first_unit[r] = (pc.weight_row + min(first_row + r, pc.rows - 1u)) * row_units;
     sums[r] = 0.0;
   }
-  row_dots(first_unit, pc.x_offset / 4u, pc.cols, sums);
+  const uint x_first[1] = uint[1](pc.x_offset / 4u);
+  row_dots(first_unit, x_first, pc.cols, sums);
   for (uint r = 0u; r < ROW_STREAMS; ++r) {
     if (first_row + r < pc.rows) {
       const uint i = pc.y_offset + first_row + r;

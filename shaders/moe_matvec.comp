@@ -95,7 +95,8 @@ void main() {
     first_unit[i] = (base + matrix_offset + r * row_bytes) / ROW_UNIT_BYTES;
     sums[i] = 0.0;
   }
-  row_dots(first_unit, in_base / 4u, pc.cols, sums);
+  const uint x_first[1] = uint[1](in_base / 4u);
+  row_dots(first_unit, x_first, pc.cols, sums);
   for (uint r = 0u; r < ROWS_PER_INVOCATION && first_row + r < pc.rows; ++r) {
 #if MATRICES == 2
     const float value = silu(sums[r]) * sums[ROWS_PER_INVOCATION + r];

@@ -147,7 +147,9 @@ MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens) {
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce, bool rows_fit) {
   return reduce_variant(caps, std::string("matvec_") + dtype_name(weights), reduce, rows_fit);
 }
-std::string matmul_variant(DType weights) { return std::string("matmul_") + dtype_name(weights); }
+std::string matmul_variant(DType weights, bool rows) {
+  return std::string("matmul_") + dtype_name(weights) + (rows ? "_rows" : "");
+}
 std::string embed_variant(DType table) { return std::string("embed_") + dtype_name(table); }
 
 // ---- matvec / matmul ----------------------------------------------------------------------
@@ -186,9 +188,18 @@ void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint
 }
 
 void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
-                   const BufferRange& y, const abi::MatmulPush& p) {
+                   const BufferRange& y, const abi::MatmulPush& p, MatmulKernel choice) {
   const DeviceCaps& caps = cmd.context().caps();
-  const std::string kernel = matmul_variant(weights);
+  const bool rows_fit =
+      p.cols > 0 && p.x_stride % 4 == 0 &&
+      rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
+                              x.offset + uint64_t{p.x_offset} * 4);
+  if (choice == MatmulKernel::Auto) choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
+  const bool rows = choice == MatmulKernel::Rows;
+  const std::string kernel = matmul_variant(weights, rows);
+  require(!rows || rows_fit, kernel,
+          "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
+          "quantized), x and x_stride on 16-byte boundaries");
   require(p.rows > 0 && p.tokens > 0, kernel, "zero rows or tokens");
   require(p.x_stride >= p.cols, kernel, "x_stride " + std::to_string(p.x_stride) + " < cols " + std::to_string(p.cols));
   require(uint64_t{p.y_stride} >= uint64_t{p.y_offset} + p.rows, kernel,
@@ -197,6 +208,12 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (p.x_offset + checked_mul(p.tokens - 1u, p.x_stride, kernel) + p.cols) * 4, kernel, "x");
   require_bytes(y, (checked_mul(p.tokens - 1u, p.y_stride, kernel) + p.y_offset + p.rows) * 4, kernel, "y");
+  if (rows) {
+    const MatvecShape shape = matvec_shape(caps, true);
+    dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup)), {w, x, y}, p,
+             {group_count(p.rows, shape.rows_per_group), group_count(p.tokens, kTokensPerInvocation), 1});
+    return;
+  }
   const MatmulShape s = matmul_shape(caps, p.tokens);
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, spec_1d(caps, s.workgroup(), {s.tile_rows, s.tile_tokens, s.thread_rows, s.thread_tokens}));

@@ -27,6 +27,8 @@ struct MatvecShape {
 MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false);
 // Rows one invocation of a _rows variant sums (ROWS_PER_INVOCATION in matvec_rows.comp).
 inline constexpr uint32_t kRowsPerInvocation = 4;
+// Tokens one invocation of matmul_<fmt>_rows sums (TOKENS_PER_INVOCATION in matmul_rows.comp).
+inline constexpr uint32_t kTokensPerInvocation = 4;
 
 struct MatmulShape {
   uint32_t tile_rows = 0, tile_tokens = 0;      // output tile of one workgroup
@@ -60,7 +62,7 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
 
 // Variant names: "matvec_q4_0", "matvec_q4_0_shmem" or "matvec_q4_0_rows"; `rows_fit` as above.
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);
-std::string matmul_variant(DType weights);
+std::string matmul_variant(DType weights, bool rows = false);
 std::string embed_variant(DType table);
 
 // ---- Launchers ---------------------------------------------------------------------------
@@ -73,9 +75,15 @@ void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
 void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint32_t rows, uint32_t cols,
                    const BufferRange& x, const BufferRange& y, bool accumulate);
 
+// The prefill product's kernels: the shared-memory tiles (matmul.comp), or whole rows and
+// tokens per invocation (matmul_rows.comp, 4 x 4, for CPU drivers: common/row_dot.glsl). Auto
+// picks Rows where caps.sum_rows_per_invocation() and the operands fit it (as for matvec, and
+// x_stride % 4 == 0); forcing Rows where they do not is a megrez::Error.
+enum class MatmulKernel { Auto, Tiled, Rows };
+
 // Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c].
 void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
-                   const BufferRange& y, const abi::MatmulPush& p);
+                   const BufferRange& y, const abi::MatmulPush& p, MatmulKernel kernel = MatmulKernel::Auto);
 
 // y = x / sqrt(mean(x^2) + eps) * weight over `rows` rows of `dim` (fp32).
 void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange& weight, const BufferRange& y,

@@ -68,10 +68,15 @@ vec4 row_unit_lo(uvec4 u) { return uintBitsToFloat(uvec4(u.x << 16, u.x & 0xffff
 vec4 row_unit_hi(uvec4 u) { return uintBitsToFloat(uvec4(u.z << 16, u.z & 0xffff0000u, u.w << 16, u.w & 0xffff0000u)); }
 #endif
 
-// sums[s] += dot(row s, x[0..cols-1]), row s starting at weight unit first_unit[s] and x at
-// vec4 x_first. Call it in uniform control flow only in the sense every kernel needs: rows past
-// the end must still point at a real row (callers clamp them).
-void row_dots(uint first_unit[ROW_STREAMS], uint x_first, uint cols, inout float sums[ROW_STREAMS]) {
+#ifndef ROW_TOKENS
+#define ROW_TOKENS 1  // input vectors each row is applied to (matmul_rows.comp: several tokens)
+#endif
+
+// sums[s * ROW_TOKENS + t] += dot(row s, x_t[0..cols-1]): row s starts at weight unit
+// first_unit[s], input t at vec4 x_first[t]. Rows and tokens past the end must still point at
+// real data (callers clamp them and drop their sums).
+void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
+              inout float sums[ROW_STREAMS * ROW_TOKENS]) {
   const uint steps = cols / ROW_STEP_COLS;
   for (uint step = 0u; step < steps; ++step) {
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
@@ -87,9 +92,10 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first, uint cols, inout float
       }
     }
     for (uint block = 0u; block < 4u; ++block) {
-      vec4 xs[8];
-      const uint x_block = x_first + step * 32u + block * 8u;
-      for (uint k = 0u; k < 8u; ++k) xs[k] = INPUT4(x_block + k);
+      vec4 xs[ROW_TOKENS][8];
+      for (uint t = 0u; t < ROW_TOKENS; ++t) {
+        for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4(x_first[t] + step * 32u + block * 8u + k);
+      }
       const uint pair = (block >> 1) * ROW_PAIR_WORDS;
       const bool second = (block & 1u) != 0u;
       for (uint s = 0u; s < ROW_STREAMS; ++s) {
@@ -102,21 +108,41 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first, uint cols, inout float
           d = weight_half(words[s][pair] & 0xffffu);
           for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = weight_join(words[s][pair + k], words[s][pair + k + 1u], true);
         }
+        // The block's 32 quants in column order, as floats (the scale is applied to the sums).
+        vec4 q[8];
 #if defined(WEIGHT_Q8_0)
-        sums[s] += weight_q8_0_dot(d, qs, xs);
+        for (uint k = 0u; k < 8u; ++k) q[k] = weight_i8x4(qs[k]);
 #else
-        sums[s] += weight_q4_0_dot(d, qs, xs);
+        for (uint k = 0u; k < 4u; ++k) {
+          const uvec4 bytes = (uvec4(qs[k]) >> uvec4(0u, 8u, 16u, 24u)) & 0xffu;
+          q[k] = vec4(bytes & 15u) - 8.0;        // columns 4k..4k+3
+          q[k + 4u] = vec4(bytes >> 4u) - 8.0;   // columns 16+4k..
+        }
 #endif
+        for (uint t = 0u; t < ROW_TOKENS; ++t) {
+          float sum = 0.0;
+          for (uint k = 0u; k < 8u; ++k) sum += dot(q[k], xs[t][k]);
+          sums[s * ROW_TOKENS + t] += d * sum;
+        }
       }
     }
 #elif defined(WEIGHT_F32)
-    const vec4 xv = INPUT4(x_first + step);
-    for (uint s = 0u; s < ROW_STREAMS; ++s) sums[s] += dot(uintBitsToFloat(WEIGHT_UNIT(first_unit[s] + step)), xv);
+    vec4 xv[ROW_TOKENS];
+    for (uint t = 0u; t < ROW_TOKENS; ++t) xv[t] = INPUT4(x_first[t] + step);
+    for (uint s = 0u; s < ROW_STREAMS; ++s) {
+      const vec4 wv = uintBitsToFloat(WEIGHT_UNIT(first_unit[s] + step));
+      for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(wv, xv[t]);
+    }
 #else
-    const vec4 x_lo = INPUT4(x_first + 2u * step), x_hi = INPUT4(x_first + 2u * step + 1u);
+    vec4 x_lo[ROW_TOKENS], x_hi[ROW_TOKENS];
+    for (uint t = 0u; t < ROW_TOKENS; ++t) {
+      x_lo[t] = INPUT4(x_first[t] + 2u * step);
+      x_hi[t] = INPUT4(x_first[t] + 2u * step + 1u);
+    }
     for (uint s = 0u; s < ROW_STREAMS; ++s) {
       const uvec4 unit = WEIGHT_UNIT(first_unit[s] + step);
-      sums[s] += dot(row_unit_lo(unit), x_lo) + dot(row_unit_hi(unit), x_hi);
+      const vec4 lo = row_unit_lo(unit), hi = row_unit_hi(unit);
+      for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(lo, x_lo[t]) + dot(hi, x_hi[t]);
     }
 #endif
   }

@@ -147,20 +147,15 @@ void weight_block(uint byte_offset, out float values[32]) {
   }
 }
 
-// One block's dot with x[0..31] (as vec4[8]), from its scale and quants.
-float weight_q8_0_dot(float d, uint qs[8], vec4 x[8]) {
+float weight_block_dot(uint byte_offset, vec4 x[8]) {
+  float d;
+  uint qs[8];
+  weight_q8_0_load(byte_offset, d, qs);
   float sum = 0.0;
   for (uint k = 0u; k < 8u; ++k) {
     sum += dot(weight_i8x4(qs[k]), x[k]);
   }
   return d * sum;
-}
-
-float weight_block_dot(uint byte_offset, vec4 x[8]) {
-  float d;
-  uint qs[8];
-  weight_q8_0_load(byte_offset, d, qs);
-  return weight_q8_0_dot(d, qs, x);
 }
 
 void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {
@@ -208,8 +203,10 @@ void weight_block(uint byte_offset, out float values[32]) {
   }
 }
 
-// One block's dot with x[0..31] (as vec4[8]), from its scale and quants.
-float weight_q4_0_dot(float d, uint qs[4], vec4 x[8]) {
+float weight_block_dot(uint byte_offset, vec4 x[8]) {
+  float d;
+  uint qs[4];
+  weight_q4_0_load(byte_offset, d, qs);
   float sum = 0.0;
   for (uint k = 0u; k < 4u; ++k) {
     // Low nibbles are elements 4k..4k+3 (x[k]); high nibbles are 16+4k.. (x[k + 4]).
@@ -219,13 +216,6 @@ float weight_q4_0_dot(float d, uint qs[4], vec4 x[8]) {
     sum += dot(lo, x[k]) + dot(hi, x[k + 4u]);
   }
   return d * sum;
-}
-
-float weight_block_dot(uint byte_offset, vec4 x[8]) {
-  float d;
-  uint qs[4];
-  weight_q4_0_load(byte_offset, d, qs);
-  return weight_q4_0_dot(d, qs, x);
 }
 
 void weight_quarter(uint byte_offset, uint q, out vec4 lo, out vec4 hi) {

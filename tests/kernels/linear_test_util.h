@@ -28,6 +28,12 @@ inline std::vector<Reduce> matvec_flavours(const Context& ctx, bool rows_fit) {
   return flavours;
 }
 
+// The prefill kernels to compare: the tiled one always, the per-invocation one where it fits.
+inline std::vector<MatmulKernel> matmul_kernels(bool rows_fit) {
+  if (rows_fit) return {MatmulKernel::Tiled, MatmulKernel::Rows};
+  return {MatmulKernel::Tiled};
+}
+
 inline const char* flavour_name(Reduce r) {
   return r == Reduce::Subgroup            ? "subgroup"
          : r == Reduce::SharedMemory      ? "shmem"

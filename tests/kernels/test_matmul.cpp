@@ -29,13 +29,17 @@ void check_matmul(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, const
     const std::vector<float> x = test::random_vector(size_t{tokens} * cols, seed + tokens);
     const std::vector<test::RefDot> ref = test::ref_matmul(decoded, rows, cols, x, tokens);
     const BufferRange xb = test::upload_vector(ctx, arena, x);
-    const BufferRange y = test::upload_vector(ctx, arena, std::vector<float>(size_t{tokens} * rows, 1e30f));
-    CommandBuffer cmd(ctx);
-    cmd.begin();
-    record_matmul(cmd, dtype, w, xb, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0});
-    cmd.submit_and_wait();
-    const std::string mismatch = test::compare_dots(test::download_vector<float>(ctx, y), ref, 0, cols, kTolerance);
-    CHECK_MESSAGE(mismatch.empty(), mismatch);
+    const bool rows_fit = rows_per_invocation_fit(dtype, cols, w.offset, xb.offset) && cols % 4 == 0;  // x_stride = cols
+    for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
+      CAPTURE(int(kernel));
+      const BufferRange y = test::upload_vector(ctx, arena, std::vector<float>(size_t{tokens} * rows, 1e30f));
+      CommandBuffer cmd(ctx);
+      cmd.begin();
+      record_matmul(cmd, dtype, w, xb, y, abi::MatmulPush{rows, cols, tokens, 0, 0, cols, 0, rows, 0}, kernel);
+      cmd.submit_and_wait();
+      const std::string mismatch = test::compare_dots(test::download_vector<float>(ctx, y), ref, 0, cols, kTolerance);
+      CHECK_MESSAGE(mismatch.empty(), mismatch);
+    }
   }
 }
 
@@ -43,7 +47,8 @@ void check_matmul(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, const
 
 TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference on odd shapes, every format") {
   for (DType dtype : test::kAllFormats) {
-    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96}
+    // 256 and 64 also run the per-invocation kernel (whole 128-column steps, 16-byte units).
+    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96, 256}
                                                                    : std::vector<uint32_t>{1, 35, 64};
     for (uint32_t rows : {1u, 7u, 33u, 1001u}) {
       for (uint32_t cols : widths) check_matmul(ctx, dtype, rows, cols, {1, 5, 33}, rows * 7 + cols);
@@ -58,31 +63,41 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference at the Megre
   }
 }
 
-TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset and accumulate") {
-  for (DType dtype : {DType::F16, DType::Q4_0}) {
-    CAPTURE(dtype_name(dtype));
-    const uint32_t rows = 40, cols = dtype_is_quantized(dtype) ? 64 : 35, tokens = 9;
-    const uint32_t first = 3, count = 30, x_offset = 5, x_stride = cols + 2, y_offset = 4, y_stride = 37;
-    const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 21);
-    const std::vector<float> decoded = m.decode();
-    const std::vector<float> x = test::random_vector(x_offset + size_t{tokens} * x_stride, 22);
-    const std::vector<float> y_initial = test::random_vector(size_t{tokens} * y_stride, 23);
-    // Reference on the compacted operands.
-    std::vector<float> x_dense;
-    for (uint32_t t = 0; t < tokens; ++t) {
-      x_dense.insert(x_dense.end(), x.begin() + x_offset + t * x_stride, x.begin() + x_offset + t * x_stride + cols);
-    }
-    const std::vector<float> w_used(decoded.begin() + size_t{first} * cols, decoded.begin() + size_t{first + count} * cols);
-    const std::vector<test::RefDot> ref = test::ref_matmul(w_used, count, cols, x_dense, tokens);
+namespace {
 
-    Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
-    const BufferRange w = test::upload_vector(ctx, arena, m.words());
-    const BufferRange xb = test::upload_vector(ctx, arena, x);
+// weight_row, x_offset, x_stride, y_offset, y_stride and accumulate; `aligned` picks offsets
+// the per-invocation kernel can read too (else the tiled kernel only).
+void check_strides(Context& ctx, DType dtype, bool aligned) {
+  CAPTURE(dtype_name(dtype));
+  CAPTURE(aligned);
+  const uint32_t rows = 40, tokens = 9, first = 3, count = 30, y_offset = 4, y_stride = 37;
+  const uint32_t cols = dtype_is_quantized(dtype) ? (aligned ? 128 : 64) : (aligned ? 64 : 35);
+  const uint32_t x_offset = aligned ? 4 : 5, x_stride = cols + (aligned ? 4 : 2);
+  const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 21);
+  const std::vector<float> decoded = m.decode();
+  const std::vector<float> x = test::random_vector(x_offset + size_t{tokens} * x_stride, 22);
+  const std::vector<float> y_initial = test::random_vector(size_t{tokens} * y_stride, 23);
+  // Reference on the compacted operands.
+  std::vector<float> x_dense;
+  for (uint32_t t = 0; t < tokens; ++t) {
+    x_dense.insert(x_dense.end(), x.begin() + x_offset + t * x_stride, x.begin() + x_offset + t * x_stride + cols);
+  }
+  const std::vector<float> w_used(decoded.begin() + size_t{first} * cols, decoded.begin() + size_t{first + count} * cols);
+  const std::vector<test::RefDot> ref = test::ref_matmul(w_used, count, cols, x_dense, tokens);
+
+  Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
+  const BufferRange w = test::upload_vector(ctx, arena, m.words());
+  const BufferRange xb = test::upload_vector(ctx, arena, x);
+  const bool rows_fit =
+      x_stride % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset + first * m.row_size(), xb.offset + x_offset * 4);
+  CHECK(rows_fit == aligned);
+  for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
+    CAPTURE(int(kernel));
     const BufferRange y = test::upload_vector(ctx, arena, y_initial);
     CommandBuffer cmd(ctx);
     cmd.begin();
     record_matmul(cmd, dtype, w, xb, y,
-                  abi::MatmulPush{count, cols, tokens, first, x_offset, x_stride, y_offset, y_stride, 1});
+                  abi::MatmulPush{count, cols, tokens, first, x_offset, x_stride, y_offset, y_stride, 1}, kernel);
     cmd.submit_and_wait();
     const std::vector<float> got = test::download_vector<float>(ctx, y);
     for (uint32_t t = 0; t < tokens; ++t) {
@@ -96,6 +111,15 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset a
         if (i < y_offset || i >= y_offset + count) CHECK(got[o] == y_initial[o]);
       }
     }
+  }
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset and accumulate") {
+  for (DType dtype : {DType::F16, DType::Q4_0}) {
+    check_strides(ctx, dtype, false);
+    check_strides(ctx, dtype, true);
   }
 }
 
@@ -130,5 +154,9 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul tile shape fits the device and the laun
                        doctest::Contains("y_stride"), Error);
   CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{5, 64, 1, 0, 0, 64, 0, 5, 0}),
                        doctest::Contains("weight binding"), Error);
+  // The per-invocation kernel reads x as vec4: an x_stride of 66 floats breaks that.
+  CHECK_THROWS_WITH_AS(record_matmul(cmd, DType::F32, w, x, y, abi::MatmulPush{4, 64, 1, 0, 0, 66, 0, 4, 0},
+                                     MatmulKernel::Rows),
+                       doctest::Contains("per-invocation"), Error);
   cmd.submit_and_wait();  // nothing was recorded
 }
