@@ -10,17 +10,83 @@
 // Buffers, push constants and slot layout: abi/moe.h; tiles: abi/moe_sort.h. Each output sums
 // its columns in order, so results differ from the decode kernels (which split a row across
 // invocations) only by fp32 rounding.
+// PER_INVOCATION (variants *_mm_<fmt>_rows, for CPU drivers: common/row_dot.glsl says why):
+// no shared memory; each invocation sums ROWS_PER_INVOCATION rows (of both matrices in
+// gate/up) for the tile's entries, ENTRIES_PER_INVOCATION at a time.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/moe.h"
 
+#ifdef PER_INVOCATION
+#define ROWS_PER_INVOCATION 4
+#define ENTRIES_PER_INVOCATION 4
+#ifdef MOE_GATE_UP
+#define ROW_STREAMS (2 * ROWS_PER_INVOCATION)  // gate rows, then up rows
+#else
+#define ROW_STREAMS ROWS_PER_INVOCATION
+#endif
+#define ROW_TOKENS ENTRIES_PER_INVOCATION
+#include "common/row_dot.glsl"  // bindings 0 (weights, as units) and 1 (input, as vec4)
+#else
 layout(set = 0, binding = 0) readonly buffer Weights { uint weight_words[]; };
 layout(set = 0, binding = 1) readonly buffer Input { float input_values[]; };
+#endif
 layout(set = 0, binding = 2) readonly buffer SlotTable { uint slot_table[]; };
 layout(set = 0, binding = 3) readonly buffer Sorted { uint sorted_entries[]; };
 layout(set = 0, binding = 4) readonly buffer Tiles { uint tiles[]; };
 layout(set = 0, binding = 5) writeonly buffer Output { float output_values[]; };
 layout(push_constant) uniform Push { MoePush pc; };
+#include "common/expert_slots.glsl"
+
+float silu(float v) { return v / (1.0 + exp(-v)); }
+
+#ifdef PER_INVOCATION
+void main() {
+  const uint tile = gl_WorkGroupID.y;
+  // Not uniform per workgroup: fine, this flavour has no barriers.
+  const uint first_row = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
+  if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
+  const uint expert = tiles[1u + MOE_TILE_WORDS * tile];
+  const uint first = tiles[2u + MOE_TILE_WORDS * tile];
+  const uint count = tiles[3u + MOE_TILE_WORDS * tile];
+  uint base;
+  if (count == 0u || !expert_slot_base(expert, base)) return;
+  const uint row_bytes = WEIGHT_ROW_BYTES(pc.cols);
+  // Rows past the end re-read the last row; their sums are never written.
+  uint first_unit[ROW_STREAMS];
+  for (uint i = 0u; i < ROW_STREAMS; ++i) {
+    const uint r = min(first_row + i % ROWS_PER_INVOCATION, pc.rows - 1u);
+    const uint matrix_offset = i < ROWS_PER_INVOCATION ? pc.matrix_offset : pc.up_offset;
+    first_unit[i] = (base + matrix_offset + r * row_bytes) / ROW_UNIT_BYTES;
+  }
+  for (uint step = 0u; step < count; step += ENTRIES_PER_INVOCATION) {
+    // Entries past the tile's end re-read its last entry; their sums are never written.
+    uint entries[ROW_TOKENS], x_first[ROW_TOKENS];
+    for (uint t = 0u; t < ROW_TOKENS; ++t) {
+      entries[t] = sorted_entries[first + min(step + t, count - 1u)];
+#ifdef MOE_GATE_UP
+      x_first[t] = (entries[t] / pc.top_k) * pc.cols / 4u;  // the entry's token
+#else
+      x_first[t] = entries[t] * pc.cols / 4u;
+#endif
+    }
+    float sums[ROW_STREAMS * ROW_TOKENS];
+    for (uint i = 0u; i < ROW_STREAMS * ROW_TOKENS; ++i) sums[i] = 0.0;
+    row_dots(first_unit, x_first, pc.cols, sums);
+    for (uint r = 0u; r < ROWS_PER_INVOCATION; ++r) {
+      for (uint t = 0u; t < ROW_TOKENS; ++t) {
+        if (first_row + r >= pc.rows || step + t >= count) continue;
+#ifdef MOE_GATE_UP
+        const float value = silu(sums[r * ROW_TOKENS + t]) * sums[(ROWS_PER_INVOCATION + r) * ROW_TOKENS + t];
+#else
+        const float value = sums[r * ROW_TOKENS + t];
+#endif
+        output_values[entries[t] * pc.rows + first_row + r] = value;
+      }
+    }
+  }
+}
+#else
 layout(constant_id = 4) const uint TILE_ROWS = 64u;    // weight rows per workgroup
 layout(constant_id = 5) const uint TILE_TOKENS = 32u;  // entries per step
 layout(constant_id = 6) const uint THREAD_ROWS = 4u;   // register tile of one invocation
@@ -36,7 +102,6 @@ const uint X_STRIDE = TILE_TOKENS + 1u;
 
 #define WEIGHT_WORD(i) weight_words[i]
 #include "common/weights.glsl"
-#include "common/expert_slots.glsl"
 
 #ifdef MOE_GATE_UP
 const uint MATRICES = 2u;  // gate tile, then up tile
@@ -48,8 +113,6 @@ const uint ACC = THREAD_ROWS * THREAD_TOKENS;
 shared float w_tile[MATRICES * TILE_K * W_STRIDE];
 shared float x_tile[TILE_K * X_STRIDE];
 shared uint step_entries[TILE_TOKENS];
-
-float silu(float v) { return v / (1.0 + exp(-v)); }
 
 // Quarter q of the block at column k0 of a row (zero past the row's end: float formats).
 void load_quarter(uint row_byte, uint k0, uint q, out vec4 lo, out vec4 hi) {
@@ -181,3 +244,4 @@ void main() {
     barrier();  // step_entries is overwritten next
   }
 }
+#endif  // PER_INVOCATION

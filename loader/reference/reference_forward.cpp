@@ -213,7 +213,7 @@ std::vector<float> ReferenceForward::attention(int64_t layer, const std::vector<
   const int64_t dh = c.head_dim, n_heads = c.num_attention_heads, n_kv = c.num_key_value_heads;
   const int64_t group = n_heads / n_kv;  // q heads per kv head
   std::vector<float> q = matmul(l.wq, h, n), k = matmul(l.wk, h, n);
-  const std::vector<float> v = matmul(l.wv, h, n);
+  std::vector<float> v = matmul(l.wv, h, n);
   for (int64_t r = 0; r < n; ++r) {
     float* q_row = q.data() + r * n_heads * dh;
     float* k_row = k.data() + r * n_kv * dh;
@@ -221,6 +221,10 @@ std::vector<float> ReferenceForward::attention(int64_t layer, const std::vector<
     for (int64_t head = 0; head < n_kv; ++head) rope_neox(k_row + head * dh, dh, position_ + r, c.rope_theta);
   }
   LayerCache& cache = cache_[size_t(layer)];
+  if (options_.kv_f16) {
+    for (float& x : k) x = f16_to_f32(f32_to_f16(x));
+    for (float& x : v) x = f16_to_f32(f32_to_f16(x));
+  }
   cache.k.insert(cache.k.end(), k.begin(), k.end());
   cache.v.insert(cache.v.end(), v.begin(), v.end());
 

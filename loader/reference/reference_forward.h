@@ -20,6 +20,10 @@ struct ReferenceOptions {
   // only so a test can prove that the pre-gating wiring changes the logits; never set it
   // anywhere else.
   bool route_from_current_layer = false;
+  // Keys and values rounded to f16 as they enter the cache, as an engine with an f16 KV cache
+  // stores them: compared with that engine, what is left is fp32 rounding, so a router's
+  // near-tie is not flipped by the cache's rounding alone.
+  bool kv_f16 = false;
 };
 
 class ReferenceForward {

@@ -39,9 +39,11 @@ void check_router_config(const ModelConfig& c, size_t n_experts) {
 }
 
 // Which experts may be chosen: all of them when n_group == 1, else those of the topk_group
-// groups with the largest sum of their two best biased scores.
-std::vector<bool> allowed_experts(std::span<const double> biased, const ModelConfig& c) {
+// groups with the largest sum of their two best biased scores. `group_margin`: the last kept
+// group's score minus the best dropped group's (+inf when no group is dropped).
+std::vector<bool> allowed_experts(std::span<const double> biased, const ModelConfig& c, double& group_margin) {
   const size_t n = biased.size();
+  group_margin = INFINITY;
   if (c.n_group == 1) return std::vector<bool>(n, true);
   const size_t group_size = n / size_t(c.n_group);
   std::vector<double> group_score(size_t(c.n_group));
@@ -52,6 +54,9 @@ std::vector<bool> allowed_experts(std::span<const double> biased, const ModelCon
     for (size_t j = 0; j < take; ++j) group_score[g] += members[size_t(best[j])];
   }
   std::vector<int32_t> groups = rank_descending(group_score);
+  if (c.topk_group < c.n_group) {
+    group_margin = group_score[size_t(groups[size_t(c.topk_group - 1)])] - group_score[size_t(groups[size_t(c.topk_group)])];
+  }
   std::vector<bool> allowed(n, false);
   for (int64_t j = 0; j < c.topk_group; ++j)
     for (size_t m = 0; m < group_size; ++m) allowed[size_t(groups[size_t(j)]) * group_size + m] = true;
@@ -90,12 +95,20 @@ RouteResult select_experts(std::span<const float> scores, std::span<const float>
   }
   // Experts outside the kept groups are not candidates at all (the spec's "-inf"; the config
   // check guarantees k <= the number of kept experts).
-  const std::vector<bool> allowed = allowed_experts(biased, config);
+  double group_margin;
+  const std::vector<bool> allowed = allowed_experts(biased, config, group_margin);
   RouteResult r;
   for (int32_t e : rank_descending(biased)) {
     if (int64_t(r.ids.size()) == config.num_experts_per_tok) break;
     if (allowed[size_t(e)]) r.ids.push_back(e);
   }
+  double last_chosen = biased[size_t(r.ids.back())], best_left = -INFINITY;
+  for (size_t e = 0; e < biased.size(); ++e) {
+    if (allowed[e] && std::find(r.ids.begin(), r.ids.end(), int32_t(e)) == r.ids.end()) {
+      best_left = std::max(best_left, biased[e]);
+    }
+  }
+  r.margin = std::min(last_chosen - best_left, group_margin);  // +inf when nothing was left out
   double sum = 0.0;
   for (int32_t id : r.ids) sum += double(scores[size_t(id)]);
   for (int32_t id : r.ids) {

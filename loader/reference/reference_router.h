@@ -19,6 +19,10 @@ struct RouteResult {
   // Unbiased sigmoid scores of `ids`, renormalised when norm_topk_prob, then multiplied by
   // routed_scaling_factor. weights[k] belongs to ids[k].
   std::vector<float> weights;
+  // Biased score of the last chosen expert minus that of the best allowed expert left out
+  // (0 on an exact tie): how little would flip the choice. Tests comparing against another
+  // implementation skip tokens whose margin is within that implementation's rounding.
+  double margin = 0;
 };
 
 // s = sigmoid(pre_gate_input . router_weight[e]) for every expert e, dot products in fp64,

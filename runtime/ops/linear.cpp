@@ -157,8 +157,9 @@ std::string embed_variant(DType table) { return std::string("embed_") + dtype_na
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
                    const BufferRange& y, const abi::MatvecPush& p, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const bool rows_fit = p.cols > 0 && rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
-                                                              x.offset + uint64_t{p.x_offset} * 4);
+  const uint64_t first_row_offset = w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols);
+  const bool rows_fit =
+      p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x.offset + uint64_t{p.x_offset} * 4);
   const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
@@ -194,7 +195,9 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
       p.cols > 0 && p.x_stride % 4 == 0 &&
       rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
                               x.offset + uint64_t{p.x_offset} * 4);
-  if (choice == MatmulKernel::Auto) choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
+  if (choice == MatmulKernel::Auto) {
+    choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
+  }
   const bool rows = choice == MatmulKernel::Rows;
   const std::string kernel = matmul_variant(weights, rows);
   require(!rows || rows_fit, kernel,

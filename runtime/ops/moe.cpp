@@ -213,7 +213,8 @@ void record_swiglu(CommandBuffer& cmd, const BufferRange& gate, const BufferRang
 void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const BufferRange& weights,
                          const BufferRange& x, const BufferRange& hidden, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const bool rows_fit = a.dim > 0 && rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.gate_offset, x.offset) &&
+  const bool rows_fit = a.dim > 0 &&
+                        rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.gate_offset, x.offset) &&
                         rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.up_offset, x.offset);
   const std::string kernel =
       reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce, rows_fit);
@@ -342,10 +343,19 @@ namespace {
 
 void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, bool down,
                           const BufferRange& input, const BufferRange& slot_table, const MoeBatchScratch& s,
-                          const BufferRange& output) {
+                          const BufferRange& output, MatmulKernel choice) {
   const DeviceCaps& caps = cmd.context().caps();
   const DType type = down ? slots.layout.down : slots.layout.gate_up;
-  const std::string kernel = std::string(down ? "moe_down_mm_" : "moe_gate_up_mm_") + dtype_name(type);
+  const bool rows_fit = expert_rows_fit(slots, down, input);
+  if (choice == MatmulKernel::Auto) {
+    choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
+  }
+  const bool rows = choice == MatmulKernel::Rows;
+  const std::string kernel =
+      std::string(down ? "moe_down_mm_" : "moe_gate_up_mm_") + dtype_name(type) + (rows ? "_rows" : "");
+  require(!rows || rows_fit, kernel,
+          "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
+          "quantized) in every slot and part, and the input on a 16-byte boundary");
   abi::MoePush p = routed_push(slots, args, down, kernel);
   const uint64_t entries = uint64_t{args.tokens} * args.top_k;
   require(s.entries == entries && s.n_experts == args.n_experts, kernel,
@@ -355,6 +365,16 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   require_bytes(slot_table, floats(args.n_experts), kernel, "slot table");
   require_bytes(output, floats(entries, p.rows), kernel, down ? "y" : "hidden");
   p.max_tiles = s.max_tiles;
+  if (rows) {
+    const MatvecShape shape = matvec_shape(caps, true);
+    const Pipeline& pipeline = cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup));
+    for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
+      p.part = part;
+      dispatch(cmd, pipeline, {slots.parts[part], input, slot_table, s.sorted, s.tiles, output}, p,
+               {group_count(p.rows, shape.rows_per_group), s.max_tiles, 1});
+    }
+    return;
+  }
   const MoeMatmulShape shape = moe_matmul_shape(caps);
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, spec_1d(caps, shape.workgroup(), {shape.tile_rows, shape.tile_tokens, shape.thread_rows, shape.thread_tokens}));
@@ -369,14 +389,14 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
 
 void record_moe_gate_up_batched(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args,
                                 const BufferRange& x, const BufferRange& slot_table, const MoeBatchScratch& scratch,
-                                const BufferRange& hidden) {
-  record_routed_matmul(cmd, slots, args, false, x, slot_table, scratch, hidden);
+                                const BufferRange& hidden, MatmulKernel kernel) {
+  record_routed_matmul(cmd, slots, args, false, x, slot_table, scratch, hidden, kernel);
 }
 
 void record_moe_down_batched(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args,
                              const BufferRange& hidden, const BufferRange& slot_table,
-                             const MoeBatchScratch& scratch, const BufferRange& y) {
-  record_routed_matmul(cmd, slots, args, true, hidden, slot_table, scratch, y);
+                             const MoeBatchScratch& scratch, const BufferRange& y, MatmulKernel kernel) {
+  record_routed_matmul(cmd, slots, args, true, hidden, slot_table, scratch, y, kernel);
 }
 
 }  // namespace megrez

@@ -129,12 +129,15 @@ MoeBatchScratch allocate_moe_batch_scratch(Arena& arena, const DeviceCaps& caps,
 // Groups ids [entries] by expert into `scratch` (one workgroup).
 void record_moe_sort(CommandBuffer& cmd, const BufferRange& ids, const MoeBatchScratch& scratch);
 // Same products as record_moe_gate_up / record_moe_down (same output layout), per expert over
-// its tokens; needs record_moe_sort's output (after a barrier).
+// its tokens; needs record_moe_sort's output (after a barrier). `kernel` as for record_matmul:
+// Auto takes the per-invocation variant (*_mm_<fmt>_rows) where caps.sum_rows_per_invocation()
+// and expert_rows_fit.
 void record_moe_gate_up_batched(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args,
                                 const BufferRange& x, const BufferRange& slot_table, const MoeBatchScratch& scratch,
-                                const BufferRange& hidden);
+                                const BufferRange& hidden, MatmulKernel kernel = MatmulKernel::Auto);
 void record_moe_down_batched(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args,
                              const BufferRange& hidden, const BufferRange& slot_table,
-                             const MoeBatchScratch& scratch, const BufferRange& y);
+                             const MoeBatchScratch& scratch, const BufferRange& y,
+                             MatmulKernel kernel = MatmulKernel::Auto);
 
 }  // namespace megrez

@@ -43,6 +43,30 @@ LogitComparison compare_logits(std::span<const float> got, std::span<const float
   return c;
 }
 
+LogitComparison compare_logits(std::span<const float> got, std::span<const float> want, size_t vocab,
+                               const std::vector<bool>& skip) {
+  REQUIRE(got.size() == want.size());
+  REQUIRE(skip.size() * vocab == want.size());
+  std::vector<float> kept_got, kept_want;
+  for (size_t r = 0; r < skip.size(); ++r) {
+    if (skip[r]) continue;
+    kept_got.insert(kept_got.end(), got.begin() + std::ptrdiff_t(r * vocab), got.begin() + std::ptrdiff_t((r + 1) * vocab));
+    kept_want.insert(kept_want.end(), want.begin() + std::ptrdiff_t(r * vocab), want.begin() + std::ptrdiff_t((r + 1) * vocab));
+  }
+  return compare_logits(kept_got, kept_want, vocab);
+}
+
+std::vector<bool> router_near_ties(const ReferenceForward& ref, int64_t positions, int64_t layers, double margin) {
+  std::vector<bool> near(size_t(positions), false);
+  for (int64_t pos = 0; pos < positions; ++pos) {
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      const RouteResult& r = ref.routing(pos, layer);
+      if (!r.ids.empty() && r.margin < margin) near[size_t(pos)] = true;
+    }
+  }
+  return near;
+}
+
 EngineOptions engine_options(uint32_t ctx_len, KvCacheType kv, uint32_t chunk) {
   EngineOptions o;
   o.ctx_len = ctx_len;

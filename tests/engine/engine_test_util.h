@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loader/formats/model.h"
+#include "loader/reference/reference_forward.h"
 #include "runtime/engine/engine.h"
 
 namespace megrez::test {
@@ -38,6 +39,14 @@ struct LogitComparison {
   size_t argmax_mismatches = 0;  // rows whose largest logit (lowest id on ties) differs
 };
 LogitComparison compare_logits(std::span<const float> got, std::span<const float> want, size_t vocab);
+// The same over the rows not marked in `skip`.
+LogitComparison compare_logits(std::span<const float> got, std::span<const float> want, size_t vocab,
+                               const std::vector<bool>& skip);
+
+// Positions 0..positions-1 whose routing in `ref` (which has run them) came within `margin`
+// of choosing other experts in some layer (RouteResult::margin): there another correct
+// implementation's fp32 rounding may route differently, a discrete change of the logits.
+std::vector<bool> router_near_ties(const ReferenceForward& ref, int64_t positions, int64_t layers, double margin);
 
 // The engine options the suite uses: a small context, the given KV type and chunk.
 EngineOptions engine_options(uint32_t ctx_len, KvCacheType kv = KvCacheType::F32, uint32_t chunk = 0);

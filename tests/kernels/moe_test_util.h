@@ -123,9 +123,13 @@ inline MoeGpuResult run_moe(Context& ctx, const MoeProblem& p, MoePath path, con
     const MoeBatchScratch scratch = allocate_moe_batch_scratch(arena, ctx.caps(), uint32_t(entries), p.n_experts);
     record_moe_sort(cmd, ids, scratch);
     barrier_compute_to_compute(cmd);
-    record_moe_gate_up_batched(cmd, slots, args, x, slot_table, scratch, hidden);
+    // The flavour picks the batched kernel too: per-invocation, tiled (the reductions), or Auto.
+    const MatmulKernel kernel = reduce == Reduce::PerInvocation ? MatmulKernel::Rows
+                                : reduce == Reduce::Auto        ? MatmulKernel::Auto
+                                                                : MatmulKernel::Tiled;
+    record_moe_gate_up_batched(cmd, slots, args, x, slot_table, scratch, hidden, kernel);
     barrier_compute_to_compute(cmd);
-    record_moe_down_batched(cmd, slots, args, hidden, slot_table, scratch, y);
+    record_moe_down_batched(cmd, slots, args, hidden, slot_table, scratch, y, kernel);
   }
   barrier_compute_to_compute(cmd);
   record_moe_combine(cmd, y, weights, shared, out, p.tokens, p.top_k, p.dim, true);

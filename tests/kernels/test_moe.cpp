@@ -73,7 +73,8 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe mixed formats and columns that are not who
 
 namespace {
 
-void check_decode_flavours(Context& ctx) {
+// `batched`: the batched kernels too (their tiled flavour needs more than 13 invocations).
+void check_decode_flavours(Context& ctx, bool batched) {
   std::vector<Reduce> flavours{Reduce::SharedMemory, Reduce::PerInvocation};
   if (ctx.caps().use_subgroup_reduce()) flavours.push_back(Reduce::Subgroup);
   for (Reduce reduce : flavours) {
@@ -82,20 +83,24 @@ void check_decode_flavours(Context& ctx) {
       CAPTURE(dtype_name(dtype));
       // The per-invocation flavour reads quantized rows in steps of 128 columns.
       const uint32_t dim = reduce == Reduce::PerInvocation ? 256 : 96, inter = reduce == Reduce::PerInvocation ? 128 : 64;
-      const test::MoeProblem p = test::make_moe_problem(dtype, dtype, dim, inter, 8, 3, 2, 8, 31);
+      const test::MoeProblem p = test::make_moe_problem(dtype, dtype, dim, inter, 8, 3, 5, 8, 31);
       check_against_cpu(p, test::run_moe(ctx, p, MoePath::Decode, test::identity_placement(p), {}, reduce));
+      // The batched kernels: tiled for the reduction flavours, per-invocation for PerInvocation.
+      if (batched) check_against_cpu(p, test::run_moe(ctx, p, MoePath::Batched, test::identity_placement(p), {}, reduce));
     }
   }
 }
 
 }  // namespace
 
-TEST_CASE_FIXTURE(test::GpuTest, "moe decode: both reduction flavours match the CPU") { check_decode_flavours(ctx); }
+TEST_CASE_FIXTURE(test::GpuTest, "moe decode and batched: every flavour matches the CPU") {
+  check_decode_flavours(ctx, true);
+}
 
 // 13 invocations end in a partial subgroup at every subgroup size (see test_linear_limits).
 TEST_CASE("moe decode with workgroups that end in a partial subgroup") {
   auto owned = test::context_with_profile(R"({"name": "odd-workgroups", "max_workgroup_invocations": 13})");
-  check_decode_flavours(*owned);
+  check_decode_flavours(*owned, false);
   test::check_no_validation_messages(*owned, 0);
 }
 
