@@ -113,7 +113,8 @@ std::string engine_flags_usage(std::string_view ctx_default) {
          R"(  --kv f16|f32          KV cache type (default f16)
   --chunk N             prefill tokens per GPU pass (default from the device; 1 = decode kernels)
   --device N|NAME       Vulkan device by index or name substring (megrez-run --list-devices)
-  --profile NAME|FILE   emulate a weaker device (minimum, adreno-7xx, mali-g7xx, or a .json)
+  --profile NAME|FILE   emulate a weaker device (minimum, adreno-7xx, mali-g7xx, or a .json), or
+                        gpu-kernels: the GPU-shaped kernels on a CPU driver (a baseline)
   --validation          enable the Vulkan validation layer
   --expert-budget B     device memory for routed experts: a share of them (25%) or a size
                         (512MB, 1.5GB); below all of them the rest stream from the model file

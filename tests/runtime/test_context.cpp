@@ -95,7 +95,19 @@ TEST_CASE("built-in profiles cap the real limits and never raise them") {
   apply_profile_json(weak, R"({"name": "big", "max_shared_memory": 65536, "fp16_arithmetic": true})", "test");
   CHECK(weak.max_shared_memory == 8192);
   CHECK_FALSE(weak.fp16_arithmetic);
-  CHECK(builtin_profile_names() == std::vector<std::string>{"adreno-7xx", "mali-g7xx", "minimum"});
+  // The phones and the GPU-kernels baseline are GPUs to the kernel choice; the real device
+  // keeps its type.
+  CHECK_FALSE(adreno.sum_rows_per_invocation());
+  CHECK_FALSE(mali.sum_rows_per_invocation());
+  DeviceCaps gpu_kernels = real;
+  apply_profile(gpu_kernels, "gpu-kernels");
+  CHECK_FALSE(gpu_kernels.sum_rows_per_invocation());
+  CHECK(real.sum_rows_per_invocation() == real.cpu_device);
+  DeviceCaps not_cpu = real;
+  not_cpu.cpu_device = false;
+  apply_profile_json(not_cpu, R"({"name": "cpu", "cpu_device": true})", "test");  // cannot switch it on
+  CHECK_FALSE(not_cpu.cpu_device);
+  CHECK(builtin_profile_names() == std::vector<std::string>{"adreno-7xx", "gpu-kernels", "mali-g7xx", "minimum"});
 }
 
 TEST_CASE("bad profiles fail with a message naming the key, and change nothing") {
