@@ -84,11 +84,13 @@ std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Redu
   return base;
 }
 
-bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_offset) {
+bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_binding_offset,
+                             uint64_t x_element) {
   const bool quantized = dtype_is_quantized(weights);
   const uint64_t unit = quantized ? 8 : 16;
   const uint64_t row = row_bytes(weights, cols);
-  return cols > 0 && (quantized ? cols % 128 == 0 : row % unit == 0) && weight_offset % unit == 0 && x_offset % 16 == 0;
+  return cols > 0 && (quantized ? cols % 128 == 0 : row % unit == 0) && weight_offset % unit == 0 &&
+         x_binding_offset % 16 == 0 && x_element % 4 == 0;
 }
 
 MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation) {
@@ -159,7 +161,7 @@ void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   const DeviceCaps& caps = cmd.context().caps();
   const uint64_t first_row_offset = w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols);
   const bool rows_fit =
-      p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x.offset + uint64_t{p.x_offset} * 4);
+      p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x.offset, p.x_offset);
   const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
@@ -194,7 +196,7 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   const bool rows_fit =
       p.cols > 0 && p.x_stride % 4 == 0 &&
       rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
-                              x.offset + uint64_t{p.x_offset} * 4);
+                              x.offset, p.x_offset);
   if (choice == MatmulKernel::Auto) {
     choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
   }

@@ -55,10 +55,12 @@ enum class Reduce { Auto, Subgroup, SharedMemory, PerInvocation };
 std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce, bool rows_fit = false);
 
 // Whether the per-invocation flavour can read rows of `cols` columns whose first row starts
-// at byte `weight_offset` of its buffer, with x at byte `x_offset` of its buffer: it reads
-// 16-byte units of float rows (rows of whole units) or 8-byte units of quantized rows
-// (cols % 128 == 0), and x as vec4.
-bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_offset);
+// at byte `weight_offset` of its buffer (binding offset + rows before it), with x bound at
+// byte `x_binding_offset` and starting `x_element` floats into its binding: it reads 16-byte
+// units of float rows (rows of whole units) or 8-byte units of quantized rows
+// (cols % 128 == 0), and x as vec4 counted from the binding's start.
+bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_binding_offset,
+                             uint64_t x_element = 0);
 
 // Variant names: "matvec_q4_0", "matvec_q4_0_shmem" or "matvec_q4_0_rows"; `rows_fit` as above.
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);

@@ -89,7 +89,7 @@ void check_strides(Context& ctx, DType dtype, bool aligned) {
   const BufferRange w = test::upload_vector(ctx, arena, m.words());
   const BufferRange xb = test::upload_vector(ctx, arena, x);
   const bool rows_fit =
-      x_stride % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset + first * m.row_size(), xb.offset + x_offset * 4);
+      x_stride % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset + first * m.row_size(), xb.offset, x_offset);
   CHECK(rows_fit == aligned);
   for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
     CAPTURE(int(kernel));

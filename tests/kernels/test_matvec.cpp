@@ -91,7 +91,7 @@ void check_offsets(Context& ctx, DType dtype, uint32_t cols, uint32_t x_offset) 
   const BufferRange w = test::upload_vector(ctx, arena, m.words());
   const BufferRange xb = test::upload_vector(ctx, arena, x);
   const bool rows_fit =
-      rows_per_invocation_fit(dtype, cols, w.offset + uint64_t{first} * m.row_size(), xb.offset + uint64_t{x_offset} * 4);
+      rows_per_invocation_fit(dtype, cols, w.offset + uint64_t{first} * m.row_size(), xb.offset, x_offset);
   for (Reduce reduce : test::matvec_flavours(ctx, rows_fit)) {
     CAPTURE(test::flavour_name(reduce));
     const BufferRange y = test::upload_vector(ctx, arena, y_initial);
@@ -165,6 +165,14 @@ TEST_CASE_FIXTURE(test::GpuTest, "matvec launcher rejects bad shapes and ranges 
   CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::F16, w.slice(0, 70), x, y, MatvecPush{1, 35, 0, 0, 0, 0}),
                        doctest::Contains("not a multiple of 4"), Error);
   CHECK_THROWS_AS(record_matvec(cmd, DType::F32, w, x, y, MatvecPush{0, 4, 0, 0, 0, 0}), Error);
+  // What the per-invocation flavour can read: vec4s counted from x's binding, 16-byte float
+  // rows, quantized rows of 128-column steps on 8-byte boundaries.
+  CHECK(rows_per_invocation_fit(DType::F16, 64, 128, 16, 4));
+  CHECK_FALSE(rows_per_invocation_fit(DType::F16, 64, 128, 8, 2));  // 16 bytes in, but not from the binding's start
+  CHECK_FALSE(rows_per_invocation_fit(DType::F16, 60, 0, 0));       // 120-byte rows
+  CHECK(rows_per_invocation_fit(DType::Q4_0, 128, 72, 0));
+  CHECK_FALSE(rows_per_invocation_fit(DType::Q4_0, 96, 0, 0));
+  CHECK_FALSE(rows_per_invocation_fit(DType::Q8_0, 128, 4, 0));
   // The per-invocation flavour reads x as vec4 and quantized rows in 128-column steps.
   CHECK_THROWS_WITH_AS(record_matvec(cmd, DType::Q4_0, w, x, y, MatvecPush{4, 128, 0, 1, 0, 0}, Reduce::PerInvocation),
                        doctest::Contains("per-invocation"), Error);
