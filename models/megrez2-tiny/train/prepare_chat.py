@@ -15,7 +15,7 @@ Held-out splits: 4 % of the verse references of the training books (no chat exam
 task uses them in training) and 20 % of the children of the genealogy; a held-out dialogue
 uses only held-out items in its first turn. The held-out books of the plain text (Ruth,
 Jonah, Philippians, Haggai, Titus, Jude) never appear in either split. Verses whose answer
-would exceed 48 tokens are left out, so every reply fits in 64 tokens.
+would exceed 32 tokens are left out, so every reply fits in 64 tokens with room to spare.
 
 Output (data/): chat_train.jsonl and chat_heldout.jsonl, one conversation per line:
 {"task": ..., "messages": [{"role": ..., "content": ...}, ...]}; the last message is always
@@ -63,7 +63,7 @@ SYSTEM_PROMPTS = ["You are a helpful assistant.", "Answer briefly.",
                   "You answer questions about the Bible."]
 # The issue's own example must be a trained fact, so the README's chat shows it.
 ALWAYS_TRAIN_CHILDREN = {"Solomon", "David", "Isaac", "Jacob"}
-MAX_ANSWER_TOKENS = 48
+MAX_ANSWER_TOKENS = 32
 HELDOUT_VERSE_SHARE = 0.04
 HELDOUT_CHILD_SHARE = 0.2
 

@@ -2,14 +2,15 @@
 # Rebuild the bundled tiny Megrez2 from nothing: data, tokenizer, training in three phases on
 # the CPU, export, chat evaluation and golden data. Run from anywhere, as root or with sudo.
 #   models/megrez2-tiny/train/rebuild.sh [phase-1 minutes, default 40] [phase-2 minutes, default 40]
-#                                        [phase-3 minutes, default 45]
+#                                        [phase-3 minutes, default 60]
 # Phase 1: from scratch, peak LR 2.5e-3, 60 warm-up steps, cosine to 5 % (ckpt/).
 # Phase 2: continues phase 1's weights, router biases, AdamW moments and data-sampling RNG
 # with a fresh schedule: 20 warm-up steps to 1.5e-3, cosine to 1e-4 (ckpt2/).
 # Phase 3 (chat): from the weights phase 2 exported (bf16, as shipped then), fresh AdamW,
-# 10 of 16 rows per batch chat conversations (prepare_chat.py), 6 plain text; 2 torch threads;
+# 10 of 16 rows per batch chat conversations (prepare_chat.py: answers of at most 32 tokens),
+# 6 plain text; 2 torch threads;
 # 30 warm-up steps to 1e-3, cosine to 5e-5 (ckpt3/). Then the final export and chat_eval.py.
-# (Two further phases, tried and not shipped, are in ../README.md "Chat".)
+# (Earlier chat runs, tried and not shipped, are in ../README.md "Chat".)
 # The phases are budgeted in wall time, so the step counts (and the weights) depend on the
 # CPU speed and load; the shipped run's counts are in ../README.md. Results are bit-identical
 # only for the same steps on the same torch build and CPU; the golden data always matches the
@@ -18,7 +19,7 @@ set -eu
 cd "$(dirname "$0")"
 MINUTES1="${1:-40}"
 MINUTES2="${2:-40}"
-MINUTES3="${3:-45}"
+MINUTES3="${3:-60}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 # bible-kjv: KJV text + `bible`; sword-text-web + libsword-utils: WEB module + `mod2imp`;
