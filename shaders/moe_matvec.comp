@@ -67,7 +67,8 @@ void main() {
 #else
   const uint first_row = gl_WorkGroupID.x * ROWS_PER_GROUP;
 #endif
-  // Every early return below is uniform per workgroup, so it is safe before the barriers.
+  // Every early return below is uniform per workgroup, so it is safe before the barriers (the
+  // per-invocation flavour has none, and returns per invocation).
   if (token >= pc.tokens || first_row >= pc.rows) return;
 #ifdef SWIGLU_DIRECT
   const uint base = 0u;

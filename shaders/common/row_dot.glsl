@@ -1,8 +1,8 @@
 #ifndef MEGREZ_ROW_DOT_GLSL
 #define MEGREZ_ROW_DOT_GLSL
 // Whole-row dot products summed by ONE invocation: the "per invocation" flavour of the
-// matrix-vector kernels (matvec_rows.comp, moe_matvec.comp's *_rows variants), for CPU
-// drivers.
+// matrix kernels (matvec_rows.comp, matmul_rows.comp, and the *_rows variants of
+// moe_matvec.comp and moe_matmul.comp), for CPU drivers.
 //
 // WHY: on llvmpipe (lavapipe) an invocation is one lane of a SIMD vector, and a storage-buffer
 // load whose address differs per lane becomes a loop over the lanes. What costs is the number
