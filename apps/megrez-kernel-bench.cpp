@@ -113,10 +113,7 @@ std::vector<Reduce> flavours(const Context& ctx, bool rows_fit = false) {
 }
 std::string flavour_name(const Context& ctx, Reduce r, bool rows_fit = false) {
   const char* name = r == Reduce::Subgroup ? "subgroup" : r == Reduce::SharedMemory ? "shmem" : "rows";
-  const Reduce chosen = rows_fit && ctx.caps().sum_rows_per_invocation() ? Reduce::PerInvocation
-                        : ctx.caps().use_subgroup_reduce()               ? Reduce::Subgroup
-                                                                         : Reduce::SharedMemory;
-  return std::string(name) + (r == chosen ? "*" : "");
+  return std::string(name) + (r == auto_reduce(ctx.caps(), rows_fit) ? "*" : "");
 }
 
 // ---- Kernel builders ----------------------------------------------------------------------
@@ -217,7 +214,8 @@ std::vector<BenchCase> add_matmul_cases(Context& ctx, Arena& arena) {
       const bool rows_fit = cols % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset, x.offset);
       for (MatmulKernel kernel : {MatmulKernel::Tiled, MatmulKernel::Rows}) {
         if (kernel == MatmulKernel::Rows && !rows_fit) continue;
-        const bool chosen = (kernel == MatmulKernel::Rows) == (rows_fit && ctx.caps().sum_rows_per_invocation());
+        const bool chosen =
+            (kernel == MatmulKernel::Rows) == matmul_uses_rows(ctx.caps(), MatmulKernel::Auto, rows_fit, "matmul");
         BenchCase c = make_case("matmul", dtype_name(dtype), shape_text(rows, cols) + " T=64",
                                 std::string(kernel == MatmulKernel::Rows ? "rows" : "tiled") + (chosen ? "*" : ""));
         c.bytes = row_bytes(dtype, cols) * rows + uint64_t{tokens} * (rows + cols) * 4;

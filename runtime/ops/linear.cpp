@@ -67,16 +67,32 @@ Groups spread_groups(const DeviceCaps& caps, uint32_t n) {
 
 }  // namespace
 
+Reduce auto_reduce(const DeviceCaps& caps, bool rows_fit) {
+  return rows_fit && caps.sum_rows_per_invocation() ? Reduce::PerInvocation
+         : caps.use_subgroup_reduce()               ? Reduce::Subgroup
+                                                    : Reduce::SharedMemory;
+}
+
+namespace {
+
+void require_rows_fit(bool rows_fit, const std::string& kernel) {
+  require(rows_fit, kernel,
+          "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
+          "quantized) and its inputs on 16-byte boundaries");
+}
+
+}  // namespace
+
+bool matmul_uses_rows(const DeviceCaps& caps, MatmulKernel choice, bool rows_fit, const std::string& kernel) {
+  if (choice == MatmulKernel::Auto) return auto_reduce(caps, rows_fit) == Reduce::PerInvocation;
+  if (choice == MatmulKernel::Rows) require_rows_fit(rows_fit, kernel);
+  return choice == MatmulKernel::Rows;
+}
+
 std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce, bool rows_fit) {
-  if (reduce == Reduce::Auto) {
-    reduce = rows_fit && caps.sum_rows_per_invocation() ? Reduce::PerInvocation
-             : caps.use_subgroup_reduce()               ? Reduce::Subgroup
-                                                        : Reduce::SharedMemory;
-  }
+  if (reduce == Reduce::Auto) reduce = auto_reduce(caps, rows_fit);
   if (reduce == Reduce::PerInvocation) {
-    require(rows_fit, base,
-            "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
-            "quantized) and x on a 16-byte boundary");
+    require_rows_fit(rows_fit, base);
     return base + "_rows";
   }
   if (reduce == Reduce::SharedMemory) return base + "_shmem";
@@ -197,14 +213,8 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
       p.cols > 0 && p.x_stride % 4 == 0 &&
       rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
                               x.offset, p.x_offset);
-  if (choice == MatmulKernel::Auto) {
-    choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
-  }
-  const bool rows = choice == MatmulKernel::Rows;
+  const bool rows = matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true));
   const std::string kernel = matmul_variant(weights, rows);
-  require(!rows || rows_fit, kernel,
-          "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
-          "quantized), x and x_stride on 16-byte boundaries");
   require(p.rows > 0 && p.tokens > 0, kernel, "zero rows or tokens");
   require(p.x_stride >= p.cols, kernel, "x_stride " + std::to_string(p.x_stride) + " < cols " + std::to_string(p.cols));
   require(uint64_t{p.y_stride} >= uint64_t{p.y_offset} + p.rows, kernel,

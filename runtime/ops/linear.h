@@ -50,6 +50,10 @@ MatmulShape matmul_shape(const DeviceCaps& caps, uint32_t tokens);
 //   shaders/common/row_dot.glsl); see rows_per_invocation_fit for what it needs.
 enum class Reduce { Auto, Subgroup, SharedMemory, PerInvocation };
 
+// The flavour Auto stands for on this device, given whether the operands fit the
+// per-invocation one.
+Reduce auto_reduce(const DeviceCaps& caps, bool rows_fit);
+
 // The variant of `base` for a flavour: base (subgroup), base + "_shmem" or base + "_rows".
 // `rows_fit`: the kernel has a _rows variant and these operands fit it.
 std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Reduce reduce, bool rows_fit = false);
@@ -82,6 +86,9 @@ void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint
 // picks Rows where caps.sum_rows_per_invocation() and the operands fit it (as for matvec, and
 // x_stride % 4 == 0); forcing Rows where they do not is a megrez::Error.
 enum class MatmulKernel { Auto, Tiled, Rows };
+// Whether `choice` means the per-invocation kernel here (Auto resolved as auto_reduce does);
+// Rows where the operands do not fit is a megrez::Error naming `kernel`.
+bool matmul_uses_rows(const DeviceCaps& caps, MatmulKernel choice, bool rows_fit, const std::string& kernel);
 
 // Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c].
 void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,

@@ -347,15 +347,9 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   const DeviceCaps& caps = cmd.context().caps();
   const DType type = down ? slots.layout.down : slots.layout.gate_up;
   const bool rows_fit = expert_rows_fit(slots, down, input);
-  if (choice == MatmulKernel::Auto) {
-    choice = rows_fit && caps.sum_rows_per_invocation() ? MatmulKernel::Rows : MatmulKernel::Tiled;
-  }
-  const bool rows = choice == MatmulKernel::Rows;
-  const std::string kernel =
-      std::string(down ? "moe_down_mm_" : "moe_gate_up_mm_") + dtype_name(type) + (rows ? "_rows" : "");
-  require(!rows || rows_fit, kernel,
-          "the per-invocation variant needs rows of whole 16-byte units (8-byte units and cols % 128 == 0 when "
-          "quantized) in every slot and part, and the input on a 16-byte boundary");
+  const std::string base = std::string(down ? "moe_down_mm_" : "moe_gate_up_mm_") + dtype_name(type);
+  const bool rows = matmul_uses_rows(caps, choice, rows_fit, base + "_rows");
+  const std::string kernel = base + (rows ? "_rows" : "");
   abi::MoePush p = routed_push(slots, args, down, kernel);
   const uint64_t entries = uint64_t{args.tokens} * args.top_k;
   require(s.entries == entries && s.n_experts == args.n_experts, kernel,
