@@ -1,6 +1,8 @@
 #version 450
 // Fused K RoPE + KV cache store: for tokens t < T, writes RoPE(K row t) and V row t into cache
-// row pos0 + t (RoPE position pos0 + t, NeoX rotate_half as in rope.comp).
+// row pos0 + t (RoPE position pos0 + t, NeoX rotate_half as in rope.comp). With q_heads > 0 the
+// same dispatch also applies RoPE to the q heads in place (rope.comp's work, one dispatch fewer
+// per layer); q sits in the K source's buffer (the fused QKV rows), bound again as binding 5.
 // One invocation per pair of adjacent elements (2e, 2e+1) of one head of one token, which is
 // one 32-bit word of an f16 cache, so packed halves are written whole without atomics. Each
 // element computes its own rotation (element e < Dh/2 pairs with e + Dh/2, otherwise with
@@ -24,6 +26,7 @@ layout(set = 0, binding = 4) writeonly buffer VCache { uint v_cache_words[]; };
 layout(set = 0, binding = 3) writeonly buffer KCache { vec2 k_cache_pairs[]; };
 layout(set = 0, binding = 4) writeonly buffer VCache { vec2 v_cache_pairs[]; };
 #endif
+layout(set = 0, binding = 5) buffer Q { float q_rows[]; };
 layout(push_constant) uniform Push { KvStorePush pc; };
 
 const float kHalfMax = 65504.0;  // the largest finite f16
@@ -40,12 +43,34 @@ float rotated_k(uint head_base, uint e, uint pos) {
   return self_value * cs.x + (low ? -partner : partner) * cs.y;
 }
 
+// RoPE of q pair `item` (token, head, i < Dh/2: elements i and i + Dh/2), in place.
+void rotate_q(uint item) {
+  const uint half_dim = pc.head_dim / 2;
+  const uint pairs_per_token = pc.q_heads * half_dim;
+  const uint token = item / pairs_per_token;
+  const uint within = item - token * pairs_per_token;
+  const uint head = within / half_dim;
+  const uint i = within - head * half_dim;
+  const vec2 cs = rope_cos_sin(pc.pos0 + token, turns_per_position[i]);
+  const uint first = pc.q_offset + token * pc.src_row_stride + head * pc.head_dim + i;
+  const float a = q_rows[first];
+  const float b = q_rows[first + half_dim];
+  q_rows[first] = a * cs.x - b * cs.y;
+  q_rows[first + half_dim] = b * cs.x + a * cs.y;
+}
+
 void main() {
   const uint half_dim = pc.head_dim / 2;
   const uint pairs_per_token = pc.kv_heads * half_dim;  // = words per cache row
   const uint total = pc.tokens * pairs_per_token;
   const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-  for (uint item = gl_GlobalInvocationID.x; item < total; item += stride) {
+  // Items total .. total + q pairs - 1 rotate q.
+  const uint q_total = pc.tokens * pc.q_heads * half_dim;
+  for (uint item = gl_GlobalInvocationID.x; item < total + q_total; item += stride) {
+    if (item >= total) {
+      rotate_q(item - total);
+      continue;
+    }
     const uint token = item / pairs_per_token;
     const uint within = item - token * pairs_per_token;  // pair index within the cache row
     const uint head = within / half_dim;

@@ -61,8 +61,8 @@ megrez_self_test(linear)   # apps/tools/linear_self_test.cpp: q4_0 matvec, argma
 # reduce nothing; decode's per-tile max is its only reduction (both flavours); the combine
 # pass and prefill reduce within one invocation only, so one variant each.
 megrez_variant(NAME rope                        SOURCE rope.comp              BINDINGS 2 PUSH RopePush)
-megrez_variant(NAME kv_store_f32                SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush)
-megrez_variant(NAME kv_store_f16                SOURCE kv_store.comp          BINDINGS 5 PUSH KvStorePush DEFINES KV_F16)
+megrez_variant(NAME kv_store_f32                SOURCE kv_store.comp          BINDINGS 6 PUSH KvStorePush)
+megrez_variant(NAME kv_store_f16                SOURCE kv_store.comp          BINDINGS 6 PUSH KvStorePush DEFINES KV_F16)
 megrez_variant(NAME attention_decode_f32        SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SUBGROUP)
 megrez_variant(NAME attention_decode_f32_shmem  SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SHMEM)
 megrez_variant(NAME attention_decode_f16        SOURCE attention_decode.comp  BINDINGS 4 PUSH AttentionDecodePush DEFINES REDUCE_SUBGROUP KV_F16)

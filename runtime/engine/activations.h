@@ -44,9 +44,8 @@ struct Activations {
   BufferRange h;            // f32 [T, D]       RMSNorm(x) before attention and before lm_head
   BufferRange h2_even;      // f32 [T, D]       post-attention norm of even layers
   BufferRange h2_odd;       // f32 [T, D]       ... and odd ones: layer i-1's is layer i's pre-gate
-  BufferRange q;            // f32 [T, H*Dh]
-  BufferRange k;            // f32 [T, Hkv*Dh]
-  BufferRange v;            // f32 [T, Hkv*Dh]
+  BufferRange qkv;          // f32 [T, H*Dh + 2*Hkv*Dh]  one row per token: q | k | v (one
+                            //                  product of DeviceLayer::wqkv writes all three)
   BufferRange attn;         // f32 [T, H*Dh]    attention output before Wo
   BufferRange partials;     // f32              split-K decode partials for the longest context
   BufferRange mlp_gate;     // f32 [T, F]       prefill only (decode fuses gate, up and silu)

@@ -152,6 +152,35 @@ DeviceMlp place_mlp(Placer& placer, const TensorView& gate, const TensorView& up
   return m;
 }
 
+// wq, wk, wv as one matrix (rows back to back) where they share format and columns and fit
+// one binding, else three.
+void place_qkv(Placer& placer, const TensorView& wq, const TensorView& wk, const TensorView& wv, DeviceLayer& l) {
+  const bool fusable = !wq.empty() && !wk.empty() && !wv.empty() && wq.dtype == wk.dtype && wq.dtype == wv.dtype &&
+                       wq.cols() == wk.cols() && wq.cols() == wv.cols() &&
+                       (wq.bytes.size() | wk.bytes.size() | wv.bytes.size()) % 4 == 0;  // whole words
+  const uint64_t bytes = wq.bytes.size() + wk.bytes.size() + wv.bytes.size();
+  if (!fusable || bytes > placer.caps().max_storage_range) {
+    l.wq = place_tensor(placer, wq);
+    l.wk = place_tensor(placer, wk);
+    l.wv = place_tensor(placer, wv);
+    return;
+  }
+  DeviceTensor fused;
+  fused.dtype = wq.dtype;
+  fused.rows = to_u32(wq.rows() + wk.rows() + wv.rows(), wq.name + " + " + wk.name + " + " + wv.name);
+  fused.cols = to_u32(wq.cols(), wq.name);
+  fused.range = placer.place(bytes, "tensors " + wq.name + " + " + wk.name + " + " + wv.name);
+  uint64_t offset = 0;
+  for (const auto& [t, d] : {std::pair{&wq, &l.wq}, std::pair{&wk, &l.wk}, std::pair{&wv, &l.wv}}) {
+    d->dtype = t->dtype;
+    d->rows = to_u32(t->rows(), t->name);
+    d->cols = fused.cols;
+    if (!placer.counting()) placer.write(fused.range, offset, t->bytes);
+    offset += t->bytes.size();
+  }
+  l.wqkv = fused;
+}
+
 // resident false: only the layout is filled in (streaming keeps the experts in the file).
 DeviceExpertPool place_pool(Placer& placer, const std::vector<ExpertWeights>& experts, size_t pool_index,
                             bool resident) {
@@ -218,9 +247,7 @@ Placed place_model(Placer& placer, const ModelConfig& config, const ModelWeights
     const LayerWeights& lw = w.layers[i];
     DeviceLayer l;
     l.attn_norm = place_tensor(placer, lw.attn_norm);
-    l.wq = place_tensor(placer, lw.wq);
-    l.wk = place_tensor(placer, lw.wk);
-    l.wv = place_tensor(placer, lw.wv);
+    place_qkv(placer, lw.wq, lw.wk, lw.wv, l);
     l.wo = place_tensor(placer, lw.wo);
     l.ffn_norm = place_tensor(placer, lw.ffn_norm);
     if (config.is_moe_layer(int64_t(i))) {

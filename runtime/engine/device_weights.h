@@ -5,7 +5,8 @@
 //   - the embedding and lm_head are split by rows so no binding exceeds caps.max_storage_range
 //     (Megrez2's 128880 x 2048 tables do at any precision above ~3.9 bits);
 //   - a SwiGLU MLP's gate and up share one binding (gate at 0, up at up_offset) where it fits,
-//     because the fused decode kernel (swiglu_fused_<fmt>) reads both from one buffer;
+//     because the fused decode kernel (swiglu_fused_<fmt>) reads both from one buffer; the
+//     attention's wq, wk and wv are one matrix where they fit (one product, not three);
 //   - routed experts live in "slots" of one layout (gate, up, down back to back) in a slot
 //     store cut into parts of whole slots, with an expert id -> slot table per pool
 //     (shaders/abi/moe.h). Resident mode fills slot e with expert e; streaming reuses the same
@@ -60,6 +61,10 @@ struct DeviceLayer {
   DeviceTensor wq;                // [H*Dh, D]
   DeviceTensor wk;                // [Hkv*Dh, D]
   DeviceTensor wv;                // [Hkv*Dh, D]
+  // wq, wk and wv as ONE matrix [H*Dh + 2*Hkv*Dh, D] (their rows back to back) where they
+  // share a format and fit one binding, so one product computes q, k and v; wq, wk and wv
+  // then keep their shapes but no ranges of their own.
+  std::optional<DeviceTensor> wqkv;
   DeviceTensor wo;                // [D, H*Dh]
   DeviceTensor ffn_norm;          // [D] f32
   DeviceMlp mlp;                  // dense layers: width intermediate_size; MoE layers: the shared

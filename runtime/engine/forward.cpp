@@ -103,6 +103,7 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
   const auto D = uint32_t(c_.hidden_size);
   const auto H = uint32_t(c_.num_attention_heads), Hkv = uint32_t(c_.num_key_value_heads);
   const auto Dh = uint32_t(c_.head_dim);
+  const uint32_t qkv_row = (H + 2 * Hkv) * Dh;
   const auto L = c_.num_hidden_layers;
   const auto eps = float(c_.rms_norm_eps);
   const Activations& a = act_;
@@ -126,15 +127,13 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     // h = RMSNorm(x, input_layernorm[i])
     stage("norms", bytes_of(layer.attn_norm));
     record_rmsnorm(*cmd, a.x, layer.attn_norm.range, a.h, T, D, eps);                 sync(*cmd);
-    // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases)
+    // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases): one row [q | k | v] per token
     stage("attention", bytes_of(layer.wq) + bytes_of(layer.wk) + bytes_of(layer.wv) + bytes_of(layer.wo));
-    linear(*cmd, layer.wq, a.h, a.q, T, false);
-    linear(*cmd, layer.wk, a.h, a.k, T, false);
-    linear(*cmd, layer.wv, a.h, a.v, T, false);                                       sync(*cmd);
+    project_qkv(*cmd, layer, a.h, T);                                                 sync(*cmd);
     // q, k = RoPE_neox(q, k, position); k and v go into the cache rows pos0 .. pos0+T-1
-    record_rope(*cmd, a.q, model_.rope_table, {T, H, Dh, 0, H * Dh, pos0});
-    record_kv_store(*cmd, a.k, a.v, model_.rope_table, cache_->keys(size_t(i)), cache_->values(size_t(i)),
-                    {cache_->type(), T, Hkv, Dh, pos0, 0, 0, Hkv * Dh});              sync(*cmd);
+    // (one dispatch: kv_store rotates q in place too)
+    record_kv_store(*cmd, a.qkv, a.qkv, model_.rope_table, cache_->keys(size_t(i)), cache_->values(size_t(i)),
+                    {cache_->type(), T, Hkv, Dh, pos0, H * Dh, (H + Hkv) * Dh, qkv_row, H, 0});  sync(*cmd);
     // a = softmax(q k^T / sqrt(Dh) + causal_mask) v   (GQA: q head j reads kv head j / (H/Hkv))
     attention(*cmd, i, pos0, T);                                                      sync(*cmd);
     // x = x + a Wo^T
@@ -158,22 +157,29 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
       swiglu_mlp(*cmd, layer.mlp, h2, a.x, T, true);                                  sync(*cmd);
     } else {
       const DeviceExpertPool& pool = model_.pools[size_t(layer.pool)];
+      // shared = SharedMLP[i](h2), begun first: its gate/up product, like the experts', only
+      // reads h2, so the two run side by side and share the experts' barriers
+      stage("shared MLP", bytes_of(layer.mlp));
+      swiglu_gate_up(*cmd, layer.mlp, h2, T);
       // idx, w = route(i, pg) ran after layer i-1's post-attention norm (above, one layer ago)
       // y_k = Expert[pool(i)][idx[k]](h2): the experts read THIS layer's h2
       stage("experts", expert_bytes_read(pool, uint64_t(T) * uint64_t(c_.num_experts_per_tok)));
       if (feed) {
+        bool recorded = false;
         feed->routed_experts(i, T,
                              [&](const ExpertSlots& slots, const BufferRange& table, const std::vector<uint32_t>& parts) {
                                routed_experts(*cmd, i, slots, table, parts, h2, T);
                                sync(*cmd);
+                               recorded = true;
                              },
                              [&] { cut(-1); });
+        if (!recorded) sync(*cmd);  // no expert ran: the shared gate/up still needs its barrier
       } else {
         routed_experts(*cmd, i, pool.slots, pool.slot_table, {}, h2, T);
       }
-      // shared = SharedMLP[i](h2)
-      stage("shared MLP", bytes_of(layer.mlp));
-      swiglu_mlp(*cmd, layer.mlp, h2, a.mlp_out, T, false);                           sync(*cmd);
+      // (the experts' barriers have ordered the shared gate/up product before its down)
+      stage("shared MLP");
+      linear(*cmd, layer.mlp.down, a.mlp_h, a.mlp_out, T, false);                     sync(*cmd);
       // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
       stage("experts");
       record_moe_combine(*cmd, a.expert_y, a.route_w(i), a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
@@ -193,20 +199,33 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
 
 // ---- One token (decode) or many (prefill) ---------------------------------------------------
 
-// y (+)= x W^T for T rows of x.
+// y (+)= x W^T for T rows of x: columns y_first .. y_first + rows - 1 of y's rows of y_stride
+// elements (default: y holds exactly W's outputs).
 void Forward::linear(CommandBuffer& cmd, const DeviceTensor& w, const BufferRange& x, const BufferRange& y,
-                     uint32_t T, bool accumulate) const {
+                     uint32_t T, bool accumulate, uint32_t y_first, uint32_t y_stride) const {
   if (T == 1) {
-    record_matvec(cmd, w.dtype, w.range, x, y, abi::MatvecPush{w.rows, w.cols, 0, 0, 0, accumulate ? 1u : 0u});
+    record_matvec(cmd, w.dtype, w.range, x, y, abi::MatvecPush{w.rows, w.cols, 0, 0, y_first, accumulate ? 1u : 0u});
   } else {
     record_matmul(cmd, w.dtype, w.range, x, y,
-                  abi::MatmulPush{w.rows, w.cols, T, 0, 0, w.cols, 0, w.rows, accumulate ? 1u : 0u});
+                  abi::MatmulPush{w.rows, w.cols, T, 0, 0, w.cols, y_first, y_stride ? y_stride : w.rows,
+                                  accumulate ? 1u : 0u});
   }
 }
 
-// out (+)= down( silu(gate x) * (up x) ).
-void Forward::swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out,
-                         uint32_t T, bool accumulate) const {
+// qkv rows [q | k | v] = x [Wq; Wk; Wv]^T: one product where the three are one matrix.
+void Forward::project_qkv(CommandBuffer& cmd, const DeviceLayer& l, const BufferRange& x, uint32_t T) const {
+  const uint32_t row = l.wq.rows + l.wk.rows + l.wv.rows;
+  if (l.wqkv) {
+    linear(cmd, *l.wqkv, x, act_.qkv, T, false);
+    return;
+  }
+  linear(cmd, l.wq, x, act_.qkv, T, false, 0, row);
+  linear(cmd, l.wk, x, act_.qkv, T, false, l.wq.rows, row);
+  linear(cmd, l.wv, x, act_.qkv, T, false, l.wq.rows + l.wk.rows, row);
+}
+
+// mlp_h = silu(gate x) * (up x); not followed by a barrier.
+void Forward::swiglu_gate_up(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, uint32_t T) const {
   if (T == 1 && mlp.gate_up) {
     record_swiglu_fused(cmd, {mlp.gate.dtype, 1, mlp.gate.cols, mlp.gate.rows, 0, mlp.up_offset}, *mlp.gate_up, x,
                         act_.mlp_h);
@@ -215,7 +234,12 @@ void Forward::swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferR
     linear(cmd, mlp.up, x, act_.mlp_up, T, false);                                   sync(cmd);
     record_swiglu(cmd, act_.mlp_gate, act_.mlp_up, act_.mlp_h, T * mlp.gate.rows);
   }
-  sync(cmd);
+}
+
+// out (+)= down( silu(gate x) * (up x) ).
+void Forward::swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out,
+                         uint32_t T, bool accumulate) const {
+  swiglu_gate_up(cmd, mlp, x, T);                                                    sync(cmd);
   linear(cmd, mlp.down, act_.mlp_h, out, T, accumulate);
 }
 
@@ -225,13 +249,15 @@ void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32
   const float scale = float(1.0 / std::sqrt(double(c_.head_dim)));
   const BufferRange& keys = cache_->keys(size_t(layer));
   const BufferRange& values = cache_->values(size_t(layer));
+  // q is the first part of each qkv row
   if (T == 1) {
-    record_attention_decode(cmd, act_.q, keys, values, act_.partials, act_.attn,
+    record_attention_decode(cmd, act_.qkv, keys, values, act_.partials, act_.attn,
                             DecodeArgs{shape, cache_->type(), pos0 + 1, 0, 0, scale});
   } else {
     const uint32_t row = shape.q_heads * shape.head_dim;
-    record_attention_prefill(cmd, act_.q, keys, values, act_.attn,
-                             PrefillArgs{shape, cache_->type(), T, pos0, 0, row, row, scale});
+    const uint32_t qkv_row = (shape.q_heads + 2 * shape.kv_heads) * shape.head_dim;
+    record_attention_prefill(cmd, act_.qkv, keys, values, act_.attn,
+                             PrefillArgs{shape, cache_->type(), T, pos0, 0, qkv_row, row, scale});
   }
 }
 

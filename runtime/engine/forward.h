@@ -95,7 +95,9 @@ class Forward {
 
  private:
   void linear(CommandBuffer& cmd, const DeviceTensor& w, const BufferRange& x, const BufferRange& y, uint32_t T,
-              bool accumulate) const;
+              bool accumulate, uint32_t y_first = 0, uint32_t y_stride = 0) const;
+  void project_qkv(CommandBuffer& cmd, const DeviceLayer& layer, const BufferRange& x, uint32_t T) const;
+  void swiglu_gate_up(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, uint32_t T) const;
   void swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out, uint32_t T,
                   bool accumulate) const;
   void attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32_t T) const;

@@ -153,6 +153,18 @@ void record_kv_store(CommandBuffer& cmd, const BufferRange& k_src, const BufferR
   check_bytes(k_src, 4 * rows_floats(a.k_offset, a.tokens, a.src_row_stride, row_width), "kv_store", "K source");
   check_bytes(v_src, 4 * rows_floats(a.v_offset, a.tokens, a.src_row_stride, row_width), "kv_store", "V source");
   check_bytes(table, uint64_t{a.head_dim} * 4, "kv_store", "frequency table");
+  const uint64_t q_width = uint64_t{a.q_heads} * a.head_dim;
+  if (a.q_heads > 0) {
+    check_bytes(k_src, 4 * rows_floats(a.q_offset, a.tokens, a.src_row_stride, q_width), "kv_store", "q");
+    const auto apart = [&](uint32_t offset) {
+      return a.q_offset + q_width <= offset || uint64_t{offset} + row_width <= a.q_offset;
+    };
+    require(apart(a.k_offset) && (v_src.buffer != k_src.buffer || v_src.offset != k_src.offset || apart(a.v_offset)),
+            "kv_store", "q overlaps K or V in the source rows");
+    require(a.tokens == 1 || a.src_row_stride >= q_width, "kv_store", "src_row_stride is shorter than q's row");
+  }
+  const uint64_t pairs_with_q = pairs + uint64_t{a.tokens} * q_width / 2;
+  require(pairs_with_q < (uint64_t{1} << 32), "kv_store", "too many elements for one dispatch");
   const uint64_t cache_bytes = (uint64_t{a.pos0} + a.tokens) * kv_cache_row_bytes(a.type, a.kv_heads, a.head_dim);
   check_bytes(k_cache, cache_bytes, "kv_store", "K cache (rows up to pos0 + tokens)");
   check_bytes(v_cache, cache_bytes, "kv_store", "V cache (rows up to pos0 + tokens)");
@@ -160,9 +172,10 @@ void record_kv_store(CommandBuffer& cmd, const BufferRange& k_src, const BufferR
   const uint32_t workgroup = workgroup_size(ctx.caps());
   const Pipeline& pipeline =
       ctx.pipeline(std::string("kv_store") + kv_suffix(a.type), Specialization{{workgroup, 1, 1}, {}});
-  const uint32_t groups = std::min(group_count(pairs, workgroup), ctx.caps().max_workgroup_count[0]);
-  dispatch(cmd, pipeline, {k_src, v_src, table, k_cache, v_cache},
-           abi::KvStorePush{a.tokens, a.kv_heads, a.head_dim, a.pos0, a.k_offset, a.v_offset, a.src_row_stride},
+  const uint32_t groups = std::min(group_count(pairs_with_q, workgroup), ctx.caps().max_workgroup_count[0]);
+  dispatch(cmd, pipeline, {k_src, v_src, table, k_cache, v_cache, k_src},
+           abi::KvStorePush{a.tokens, a.kv_heads, a.head_dim, a.pos0, a.k_offset, a.v_offset, a.src_row_stride,
+                            a.q_heads, a.q_offset},
            {groups});
 }
 

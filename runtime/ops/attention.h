@@ -58,6 +58,11 @@ struct KvStoreArgs {
   uint32_t k_offset = 0;        // element index of K head 0 of token 0 in k_src
   uint32_t v_offset = 0;        // element index of V head 0 of token 0 in v_src
   uint32_t src_row_stride = 0;  // elements between tokens in k_src and v_src
+  // q_heads > 0: the same dispatch applies RoPE to that many q heads in place (record_rope's
+  // work); they sit in k_src's buffer from element q_offset, with src_row_stride, apart from K
+  // and V (the fused QKV rows).
+  uint32_t q_heads = 0;
+  uint32_t q_offset = 0;
 };
 // k_src, v_src: floats (may be the same fused QKV buffer); caches: `type` rows as above.
 void record_kv_store(CommandBuffer& cmd, const BufferRange& k_src, const BufferRange& v_src,

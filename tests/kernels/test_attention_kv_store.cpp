@@ -26,13 +26,16 @@ struct StoreCase {
 
 struct StoreResult {
   std::vector<float> source;        // fused [tokens][q | k | v] rows
+  std::vector<float> source_after;  // the same buffer after the dispatch
   std::vector<uint32_t> k_words, v_words;
   uint32_t row_stride, k_offset, v_offset, cache_rows;
 };
 
 // Runs kv_store on a fused QKV source (K and V bound as two views of one buffer), caches
 // pre-filled with a sentinel, and returns the caches' words.
-StoreResult run_store(Context& ctx, KvType type, const StoreCase& c, std::vector<float> source = {}) {
+// rotate_q: the same dispatch also applies RoPE to the q heads in place.
+StoreResult run_store(Context& ctx, KvType type, const StoreCase& c, std::vector<float> source = {},
+                      bool rotate_q = false) {
   StoreResult r;
   const uint32_t kv_width = c.kv_heads * c.head_dim;
   r.row_stride = c.q_heads * c.head_dim + 2 * kv_width;
@@ -53,8 +56,10 @@ StoreResult run_store(Context& ctx, KvType type, const StoreCase& c, std::vector
   CommandBuffer cmd(ctx);
   cmd.begin();
   record_kv_store(cmd, src, src, table, k_cache, v_cache,
-                  {type, c.tokens, c.kv_heads, c.head_dim, c.pos0, r.k_offset, r.v_offset, r.row_stride});
+                  {type, c.tokens, c.kv_heads, c.head_dim, c.pos0, r.k_offset, r.v_offset, r.row_stride,
+                   rotate_q ? c.q_heads : 0, 0});
   cmd.submit_and_wait();
+  r.source_after = test::download_vector<float>(ctx, src);
   r.k_words = test::download_vector<uint32_t>(ctx, k_cache);
   r.v_words = test::download_vector<uint32_t>(ctx, v_cache);
   return r;
@@ -156,6 +161,40 @@ TEST_CASE_FIXTURE(test::GpuTest, "kv_store f16 writes exactly the expected half 
   }
 }
 
+TEST_CASE_FIXTURE(test::GpuTest, "kv_store with q_heads also rotates q in place, within 1e-6 of fp64, and nothing else") {
+  for (KvType type : {KvType::F32, KvType::F16}) {
+    for (uint32_t head_dim : {32u, 128u, 18u}) {
+      for (uint32_t pos0 : {0u, 17u, 32000u}) {
+        const StoreCase c{5, 2, head_dim, pos0, 4, 1e6};
+        CAPTURE(head_dim);
+        CAPTURE(pos0);
+        const StoreResult plain = run_store(ctx, type, c);
+        const StoreResult with_q = run_store(ctx, type, c, plain.source, true);
+        // The cache is what the store alone writes; the source is untouched without q.
+        CHECK(with_q.k_words == plain.k_words);
+        CHECK(with_q.v_words == plain.v_words);
+        CHECK(plain.source_after == plain.source);
+        const std::vector<double> q = test::rope_reference(plain.source, c.tokens, c.q_heads, head_dim, 0,
+                                                           plain.row_stride, pos0, c.theta);
+        double worst = 0;
+        size_t kv_changed = 0;
+        for (size_t t = 0; t < c.tokens; ++t) {
+          for (size_t e = 0; e < plain.row_stride; ++e) {
+            const size_t i = t * plain.row_stride + e;
+            if (e < size_t{c.q_heads} * head_dim) {
+              worst = std::max(worst, std::fabs(with_q.source_after[i] - q[i]));
+            } else {
+              kv_changed += std::bit_cast<uint32_t>(with_q.source_after[i]) != std::bit_cast<uint32_t>(plain.source[i]);
+            }
+          }
+        }
+        CHECK(worst <= 2e-6);  // |q| <= 2: twice rope's 1e-6 for |x| <= 1
+        CHECK(kv_changed == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE_FIXTURE(test::GpuTest, "record_kv_store rejects undersized buffers and bad shapes") {
   Arena arena(ctx, "kv-store-test", MemoryUse::Device, 1 << 20);
   BufferRange src = test::upload_vector(ctx, arena, std::vector<float>(2 * 256, 1.0f));
@@ -176,5 +215,13 @@ TEST_CASE_FIXTURE(test::GpuTest, "record_kv_store rejects undersized buffers and
   KvStoreArgs long_source = ok;
   long_source.tokens = 3;
   CHECK_THROWS_AS(record_kv_store(cmd, src, src, table, k_cache, v_cache, long_source), Error);
+  KvStoreArgs q_over_k = ok;  // q heads 0..1 would be rotated where K is read
+  q_over_k.q_heads = 2;
+  q_over_k.q_offset = 64;
+  CHECK_THROWS_AS(record_kv_store(cmd, src, src, table, k_cache, v_cache, q_over_k), Error);
+  KvStoreArgs q_past_end = ok;  // 512 floats: token 1's q would end at 320 + 256 + 64
+  q_past_end.q_heads = 1;
+  q_past_end.q_offset = 320;
+  CHECK_THROWS_AS(record_kv_store(cmd, src, src, table, k_cache, v_cache, q_past_end), Error);
   cmd.submit_and_wait();
 }
