@@ -4,7 +4,8 @@
 // heads (y % head_blocks) * HEAD_BLOCK .. of that kv head's group (GQA: every K/V row it reads
 // serves all of them). It walks its rows in tiles of TILE = workgroup-size keys with an online
 // softmax and writes the unnormalised result (running max m, sum l, accumulator) to
-// partials[s][head]; attention_combine.comp merges the splits. Scores are kept in log2 units
+// partials[s][head]; attention_combine.comp merges the splits. With one split there is
+// nothing to merge: binding 3 is then the output and the result is normalised here. Scores are kept in log2 units
 // (q is pre-scaled by scale * log2(e)) so every exponential is an exp2.
 //
 // Per tile:  1. invocation t scores key row tile+t against all HEAD_BLOCK heads (a full dot
@@ -170,6 +171,21 @@ void main() {
       }
     }
     barrier();
+  }
+
+  // One split: the output, normalised as attention_combine.comp would (weight exp2(0) = 1).
+  if (pc.splits == 1u) {
+    if (key_group == 0) {
+      for (uint j = 0; j < HEAD_BLOCK; ++j) {
+        if (j < heads_here) {
+          const uint first = pc.out_offset + (first_head + j) * HEAD_DIM + 2 * pair;
+          const float inv_total = 1.0 / sum[j];
+          partials[first] = acc[j].x * inv_total;
+          partials[first + 1] = acc[j].y * inv_total;
+        }
+      }
+    }
+    return;
   }
 
   // Unnormalised partial result of this split: [m, l, acc[HEAD_DIM]] per query head.

@@ -3,13 +3,24 @@
 // ADD_RESIDUAL (variants add_rmsnorm[_shmem]) first adds the addend into the residual
 // stream and writes it back, then normalises the sum: the "x = x + a Wo^T; h2 = RMSNorm(x)"
 // pair of the forward pass in one read of each operand instead of an add pass plus a norm pass.
+// COMBINE_EXPERTS (variants moe_combine_rmsnorm[_shmem]): the addend is a MoE layer's output,
+// sum_k w[k] * y_k + shared (common/combine_experts.glsl, moe_combine.comp's arithmetic), so
+// the layer's combine and the next layer's (or the final) norm are one dispatch.
 // The sum of squares goes through common/reduce.glsl (REDUCE_SUBGROUP or REDUCE_SHMEM).
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "common/reduce.glsl"
 #include "abi/rmsnorm.h"
 
-#ifdef ADD_RESIDUAL
+#if defined(COMBINE_EXPERTS)
+layout(set = 0, binding = 0) buffer Residual { float x[]; };
+layout(set = 0, binding = 1) readonly buffer ExpertOut { float expert_out[]; };
+layout(set = 0, binding = 2) readonly buffer RouteWeights { float route_weights[]; };
+layout(set = 0, binding = 3) readonly buffer Shared { float shared_out[]; };
+layout(set = 0, binding = 4) readonly buffer Weight { float weight[]; };
+layout(set = 0, binding = 5) writeonly buffer Out { float y[]; };
+#include "common/combine_experts.glsl"
+#elif defined(ADD_RESIDUAL)
 layout(set = 0, binding = 0) buffer Residual { float x[]; };
 layout(set = 0, binding = 1) readonly buffer Addend { float addend[]; };
 layout(set = 0, binding = 2) readonly buffer Weight { float weight[]; };
@@ -27,7 +38,12 @@ void main() {
   uint base = row * pc.dim;
   float sum_sq = 0.0;
   for (uint c = gl_LocalInvocationIndex; c < pc.dim; c += gl_WorkGroupSize.x) {
-#ifdef ADD_RESIDUAL
+#if defined(COMBINE_EXPERTS)
+    precise float routed = combine_experts(row, pc.top_k, pc.dim, c);
+    routed += shared_out[base + c];
+    float v = x[base + c] + routed;
+    x[base + c] = v;  // read back below by this same invocation
+#elif defined(ADD_RESIDUAL)
     float v = x[base + c] + addend[base + c];
     x[base + c] = v;  // read back below by this same invocation
 #else

@@ -52,6 +52,8 @@ megrez_variant(NAME rmsnorm           SOURCE rmsnorm.comp BINDINGS 3 PUSH Rmsnor
 megrez_variant(NAME rmsnorm_shmem     SOURCE rmsnorm.comp BINDINGS 3 PUSH RmsnormPush DEFINES REDUCE_SHMEM)
 megrez_variant(NAME add_rmsnorm       SOURCE rmsnorm.comp BINDINGS 4 PUSH RmsnormPush DEFINES REDUCE_SUBGROUP ADD_RESIDUAL)
 megrez_variant(NAME add_rmsnorm_shmem SOURCE rmsnorm.comp BINDINGS 4 PUSH RmsnormPush DEFINES REDUCE_SHMEM ADD_RESIDUAL)
+megrez_variant(NAME moe_combine_rmsnorm       SOURCE rmsnorm.comp BINDINGS 6 PUSH RmsnormPush DEFINES REDUCE_SUBGROUP COMBINE_EXPERTS)
+megrez_variant(NAME moe_combine_rmsnorm_shmem SOURCE rmsnorm.comp BINDINGS 6 PUSH RmsnormPush DEFINES REDUCE_SHMEM COMBINE_EXPERTS)
 megrez_variant(NAME add               SOURCE add.comp     BINDINGS 2 PUSH AddPush)
 megrez_variant(NAME argmax            SOURCE argmax.comp  BINDINGS 3 PUSH ArgmaxPush DEFINES REDUCE_SUBGROUP)
 megrez_variant(NAME argmax_shmem      SOURCE argmax.comp  BINDINGS 3 PUSH ArgmaxPush DEFINES REDUCE_SHMEM)

@@ -122,11 +122,15 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
   // x = embed_tokens[ids]
   stage("embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
   embed(*cmd, T);                                                                     sync(*cmd);
+  bool h_ready = false;  // a MoE layer's combine also wrote the next norm, h
   for (int64_t i = 0; i < L; ++i) {
     const DeviceLayer& layer = model_.layers[size_t(i)];
-    // h = RMSNorm(x, input_layernorm[i])
-    stage("norms", bytes_of(layer.attn_norm));
-    record_rmsnorm(*cmd, a.x, layer.attn_norm.range, a.h, T, D, eps);                 sync(*cmd);
+    // h = RMSNorm(x, input_layernorm[i])   (after a MoE layer: done by its combine)
+    if (!h_ready) {
+      stage("norms", bytes_of(layer.attn_norm));
+      record_rmsnorm(*cmd, a.x, layer.attn_norm.range, a.h, T, D, eps);               sync(*cmd);
+    }
+    h_ready = false;
     // q = h Wq^T ; k = h Wk^T ; v = h Wv^T   (no biases): one row [q | k | v] per token
     stage("attention", bytes_of(layer.wq) + bytes_of(layer.wk) + bytes_of(layer.wv) + bytes_of(layer.wo));
     project_qkv(*cmd, layer, a.h, T);                                                 sync(*cmd);
@@ -180,16 +184,28 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
       // (the experts' barriers have ordered the shared gate/up product before its down)
       stage("shared MLP");
       linear(*cmd, layer.mlp.down, a.mlp_h, a.mlp_out, T, false);                     sync(*cmd);
-      // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w)
+      // x = x + (sum_k w[k] * y_k + shared)   (routed_scaling_factor is already in w), and in
+      // the same pass over x the norm that reads it next: layer i+1's input norm, or the final
+      const uint32_t K = uint32_t(c_.num_experts_per_tok);
+      const DeviceTensor* next_norm =
+          i + 1 < L ? &model_.layers[size_t(i + 1)].attn_norm : out != LogitsOut::None ? &model_.output_norm : nullptr;
       stage("experts");
-      record_moe_combine(*cmd, a.expert_y, a.route_w(i), a.mlp_out, a.x, T, uint32_t(c_.num_experts_per_tok), D,
-                         true);                                                       sync(*cmd);
+      if (next_norm) {
+        record_moe_combine_rmsnorm(*cmd, a.x, a.expert_y, a.route_w(i), a.mlp_out, next_norm->range, a.h, T, K, D,
+                                   eps);
+        h_ready = true;
+      } else {
+        record_moe_combine(*cmd, a.expert_y, a.route_w(i), a.mlp_out, a.x, T, K, D, true);
+      }
+      sync(*cmd);
     }
   }
   if (out == LogitsOut::None) return *cmd;
-  // logits = RMSNorm(x, norm) lm_head^T
-  stage("norms", bytes_of(model_.output_norm));
-  record_rmsnorm(*cmd, a.x, model_.output_norm.range, a.h, T, D, eps);                sync(*cmd);
+  // logits = RMSNorm(x, norm) lm_head^T   (the norm done by a last MoE layer's combine)
+  if (!h_ready) {
+    stage("norms", bytes_of(model_.output_norm));
+    record_rmsnorm(*cmd, a.x, model_.output_norm.range, a.h, T, D, eps);              sync(*cmd);
+  }
   stage("lm_head", bytes_of(model_.output));
   lm_head(*cmd, T, out);
   stage(out == LogitsOut::Argmax ? "sampling" : "logits read-back");

@@ -243,7 +243,7 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
   const uint64_t cache_bytes = uint64_t{a.n_ctx} * kv_cache_row_bytes(a.type, s.kv_heads, s.head_dim);
   check_bytes(k_cache, cache_bytes, kernel, "K cache (n_ctx rows)");
   check_bytes(v_cache, cache_bytes, kernel, "V cache (n_ctx rows)");
-  check_bytes(partials, attention_decode_partials_bytes(s, plan), kernel, "partials");
+  if (plan.splits > 1) check_bytes(partials, attention_decode_partials_bytes(s, plan), kernel, "partials");
 
   bool subgroup = caps.use_subgroup_reduce();
   if (plan.reduction != Reduction::Auto) subgroup = plan.reduction == Reduction::Subgroup;
@@ -252,9 +252,12 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
   const Pipeline& pipeline =
       ctx.pipeline(name, Specialization{{plan.workgroup, 1, 1}, {caps.subgroup_size, s.head_dim, plan.head_block}});
   const uint32_t head_blocks = static_cast<uint32_t>(ceil_div(group_size, plan.head_block));
-  dispatch(cmd, pipeline, {q, k_cache, v_cache, partials},
-           abi::AttentionDecodePush{a.n_ctx, s.q_heads, s.kv_heads, a.q_offset, plan.chunk, plan.splits, a.scale},
+  // One split writes the output itself: no combine (nor its barrier).
+  dispatch(cmd, pipeline, {q, k_cache, v_cache, plan.splits == 1 ? out : partials},
+           abi::AttentionDecodePush{a.n_ctx, s.q_heads, s.kv_heads, a.q_offset, plan.chunk, plan.splits, a.scale,
+                                    a.out_offset},
            {plan.splits, s.kv_heads * head_blocks});
+  if (plan.splits == 1) return;
   barrier_compute_to_compute(cmd);
   const uint32_t combine_workgroup = std::min(kCombineWorkgroup, workgroup_size(caps));
   const Pipeline& combine = ctx.pipeline("attention_combine", Specialization{{combine_workgroup, 1, 1}, {}});

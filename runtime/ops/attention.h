@@ -95,7 +95,8 @@ struct DecodeArgs {
   float scale = 0;          // usually 1 / sqrt(head_dim)
 };
 // q: floats [H*Dh] (from q_offset); partials: scratch floats; out: floats [H*Dh] (from
-// out_offset). Records decode, a compute barrier, combine.
+// out_offset). Records decode, a compute barrier, combine; with one split (a short context)
+// decode alone, writing out itself (the same bits).
 void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const BufferRange& k_cache,
                              const BufferRange& v_cache, const BufferRange& partials, const BufferRange& out,
                              const DecodeArgs& args);

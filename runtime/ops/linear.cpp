@@ -261,7 +261,7 @@ void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange&
   const DeviceCaps& caps = cmd.context().caps();
   const std::string kernel = norm_kernel(caps, "rmsnorm", reduce, {x, y}, weight, rows, dim, eps);
   dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, norm_workgroup(caps))), {x, weight, y},
-           abi::RmsnormPush{rows, dim, eps}, spread_groups(caps, rows));
+           abi::RmsnormPush{rows, dim, eps, 0}, spread_groups(caps, rows));
 }
 
 void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& addend,
@@ -270,7 +270,22 @@ void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const B
   const DeviceCaps& caps = cmd.context().caps();
   const std::string kernel = norm_kernel(caps, "add_rmsnorm", reduce, {residual, addend, y}, weight, rows, dim, eps);
   dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, norm_workgroup(caps))), {residual, addend, weight, y},
-           abi::RmsnormPush{rows, dim, eps}, spread_groups(caps, rows));
+           abi::RmsnormPush{rows, dim, eps, 0}, spread_groups(caps, rows));
+}
+
+void record_moe_combine_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& expert_y,
+                                const BufferRange& route_w, const BufferRange& shared, const BufferRange& weight,
+                                const BufferRange& y, uint32_t rows, uint32_t top_k, uint32_t dim, float eps,
+                                Reduce reduce) {
+  const DeviceCaps& caps = cmd.context().caps();
+  const std::string kernel =
+      norm_kernel(caps, "moe_combine_rmsnorm", reduce, {residual, shared, y}, weight, rows, dim, eps);
+  require(top_k > 0, kernel, "zero experts per token");
+  require_bytes(expert_y, checked_mul(checked_mul(rows, top_k, kernel), dim, kernel) * 4, kernel, "expert outputs");
+  require_bytes(route_w, checked_mul(rows, top_k, kernel) * 4, kernel, "router weights");
+  dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, norm_workgroup(caps))),
+           {residual, expert_y, route_w, shared, weight, y}, abi::RmsnormPush{rows, dim, eps, top_k},
+           spread_groups(caps, rows));
 }
 
 void record_add(CommandBuffer& cmd, const BufferRange& x, const BufferRange& y, uint32_t count) {

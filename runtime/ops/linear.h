@@ -101,6 +101,13 @@ void record_rmsnorm(CommandBuffer& cmd, const BufferRange& x, const BufferRange&
 void record_add_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& addend,
                         const BufferRange& weight, const BufferRange& y, uint32_t rows, uint32_t dim, float eps,
                         Reduce reduce = Reduce::Auto);
+// residual += sum_k route_w[t, k] * expert_y[t, k, :] + shared[t, :] (record_moe_combine's
+// bits), then y = rmsnorm(residual) * weight: a MoE layer's combine and the next norm in one
+// pass. expert_y [rows, top_k, dim], route_w [rows, top_k]; y must not alias the residual.
+void record_moe_combine_rmsnorm(CommandBuffer& cmd, const BufferRange& residual, const BufferRange& expert_y,
+                                const BufferRange& route_w, const BufferRange& shared, const BufferRange& weight,
+                                const BufferRange& y, uint32_t rows, uint32_t top_k, uint32_t dim, float eps,
+                                Reduce reduce = Reduce::Auto);
 // x[i] += y[i], i < count.
 void record_add(CommandBuffer& cmd, const BufferRange& x, const BufferRange& y, uint32_t count);
 

@@ -1,4 +1,5 @@
-// rmsnorm, the fused add_rmsnorm and the plain residual add vs C++ references.
+// rmsnorm, the fused add_rmsnorm and moe_combine_rmsnorm, and the plain residual add vs C++
+// references.
 //
 // Tolerances: the residual add is one fp32 addition per element, so the GPU must match the
 // CPU's float addition bit for bit. RMSNorm's only rounding is the fp32 sum of squares
@@ -8,6 +9,7 @@
 
 #include "common/gpu_fixture.h"
 #include "kernels/linear_test_util.h"
+#include "runtime/ops/moe.h"
 
 using namespace megrez;
 
@@ -70,6 +72,52 @@ TEST_CASE_FIXTURE(test::GpuTest, "rmsnorm and add_rmsnorm match the reference, b
   }
 }
 
+TEST_CASE_FIXTURE(test::GpuTest, "moe_combine_rmsnorm gives moe_combine's residual and rmsnorm's output, bit for bit") {
+  for (uint32_t dim : {35u, 2048u}) {
+    for (uint32_t rows : {1u, 5u}) {
+      for (uint32_t top_k : {1u, 6u}) {
+        CAPTURE(dim);
+        CAPTURE(rows);
+        CAPTURE(top_k);
+        const size_t n = size_t{rows} * dim;
+        const uint32_t seed = dim + rows + top_k;
+        const std::vector<float> x = test::random_vector(n, seed, -3.0f, 3.0f);
+        const std::vector<float> expert_y = test::random_vector(n * top_k, seed + 1, -1.0f, 1.0f);
+        const std::vector<float> route_w = test::random_vector(size_t{rows} * top_k, seed + 2, 0.0f, 2.0f);
+        const std::vector<float> shared = test::random_vector(n, seed + 3, -1.0f, 1.0f);
+        const std::vector<float> weight = test::random_vector(dim, seed + 4, 0.5f, 1.5f);
+        Arena arena(ctx, "norm-test", MemoryUse::Device, 1 << 20);
+        const BufferRange yb = test::upload_vector(ctx, arena, expert_y);
+        const BufferRange wr = test::upload_vector(ctx, arena, route_w);
+        const BufferRange sb = test::upload_vector(ctx, arena, shared);
+        const BufferRange wb = test::upload_vector(ctx, arena, weight);
+        for (Reduce reduce : test::reduce_flavours(ctx)) {
+          CAPTURE(test::flavour_name(reduce));
+          // Two passes (combine into the residual, then the norm) against one.
+          const BufferRange residual_two = test::upload_vector(ctx, arena, x);
+          const BufferRange residual_one = test::upload_vector(ctx, arena, x);
+          const BufferRange out_two = arena.allocate(n * 4), out_one = arena.allocate(n * 4);
+          CommandBuffer cmd(ctx);
+          cmd.begin();
+          record_moe_combine(cmd, yb, wr, sb, residual_two, rows, top_k, dim, true);
+          barrier_compute_to_compute(cmd);
+          record_rmsnorm(cmd, residual_two, wb, out_two, rows, dim, kEps, reduce);
+          record_moe_combine_rmsnorm(cmd, residual_one, yb, wr, sb, wb, out_one, rows, top_k, dim, kEps, reduce);
+          cmd.submit_and_wait();
+          const std::vector<float> residual = test::download_vector<float>(ctx, residual_one);
+          CHECK(residual == test::download_vector<float>(ctx, residual_two));
+          CHECK(test::download_vector<float>(ctx, out_one) == test::download_vector<float>(ctx, out_two));
+          // And the output is the norm of that residual (so neither pass can be a no-op).
+          const std::string mismatch =
+              compare_norm(test::download_vector<float>(ctx, out_one), test::ref_rmsnorm(residual, weight, rows, dim, kEps));
+          CHECK_MESSAGE(mismatch.empty(), "moe_combine_rmsnorm: " << mismatch);
+          CHECK(residual != x);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE_FIXTURE(test::GpuTest, "rmsnorm of a zero row is zero and eps keeps it finite") {
   const uint32_t dim = 64;
   Arena arena(ctx, "norm-test", MemoryUse::Device, 1 << 20);
@@ -114,6 +162,9 @@ TEST_CASE_FIXTURE(test::GpuTest, "norm and add launchers check their ranges") {
                        Error);
   CHECK_THROWS_WITH_AS(record_rmsnorm(cmd, big, small, big, 1, 128, kEps), doctest::Contains("weight binding"), Error);
   CHECK_THROWS_AS(record_add_rmsnorm(cmd, big, small, big, big, 2, 64, kEps), Error);
+  // Two rows of 64 with 2 experts each need 256 expert floats; 128 are bound.
+  CHECK_THROWS_AS(record_moe_combine_rmsnorm(cmd, big, big, small, big, small, big, 2, 2, 64, kEps), Error);
+  CHECK_THROWS_AS(record_moe_combine_rmsnorm(cmd, big, big, small, big, small, big, 1, 0, 64, kEps), Error);
   CHECK_THROWS_AS(record_add(cmd, small, big, 65), Error);
   CHECK_THROWS_AS(record_rmsnorm(cmd, big, big, big, 1, 64, -1.0f), Error);
   cmd.submit_and_wait();  // nothing was recorded
