@@ -60,12 +60,15 @@ vec4 load_input4(uint i) { return vec4(input_values[i], input_values[i + 1u], in
 float silu(float v) { return v / (1.0 + exp(-v)); }
 
 void main() {
-  const uint token = gl_WorkGroupID.z;
+  // Grid (K, row groups, T): the choice varies fastest, so a driver that hands each thread a
+  // contiguous range of workgroups (llvmpipe does) gives every thread some of every expert;
+  // with the choices outermost, a part holding only some of them left threads idle.
+  const uint choice = gl_WorkGroupID.x, row_group = gl_WorkGroupID.y, token = gl_WorkGroupID.z;
 #ifdef PER_INVOCATION
   // Not uniform per workgroup: fine, this flavour has no barriers.
-  const uint first_row = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
+  const uint first_row = (row_group * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
 #else
-  const uint first_row = gl_WorkGroupID.x * ROWS_PER_GROUP;
+  const uint first_row = row_group * ROWS_PER_GROUP;
 #endif
   // Every early return below is uniform per workgroup, so it is safe before the barriers (the
   // per-invocation flavour has none, and returns per invocation).
@@ -74,9 +77,9 @@ void main() {
   const uint base = 0u;
   const uint in_base = token * pc.cols, out_base = token * pc.rows;
 #else
-  const uint entry = token * pc.top_k + gl_WorkGroupID.y;
+  const uint entry = token * pc.top_k + choice;
   uint base;
-  if (gl_WorkGroupID.y >= pc.top_k || !expert_slot_base(ids[entry], base)) return;
+  if (choice >= pc.top_k || !expert_slot_base(ids[entry], base)) return;
 #ifdef MOE_GATE_UP
   const uint in_base = token * pc.cols;
 #else

@@ -143,7 +143,7 @@ void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
     p.part = part;
     dispatch(cmd, pipeline, {slots.parts[part], input, ids, slot_table, output}, p,
-             {launch.groups, args.top_k, args.tokens});
+             {args.top_k, launch.groups, args.tokens});
   }
 }
 
@@ -235,7 +235,7 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
   p.matrix_offset = a.gate_offset;
   p.up_offset = a.up_offset;
   const ProductLaunch launch = product_launch(caps, kernel, a.inter);
-  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, x, hidden}, p, {launch.groups, 1, a.tokens});
+  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, x, hidden}, p, {1, launch.groups, a.tokens});
 }
 
 // ---- Expert slots -------------------------------------------------------------------------

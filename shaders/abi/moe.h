@@ -19,11 +19,11 @@
 // Bindings and grids (R = spec constant 4 = rows per workgroup; TN/TM = spec constants 4/5):
 //   moe_gate_up_<fmt>    0 slots part (uint words), 1 x [T, cols] f32, 2 ids [T, K] uint,
 //                        3 slot table [E] uint, 4 h [T, K, rows] f32 = silu(gate x) * (up x)
-//                        grid (ceil(rows / R), K, T)
+//                        grid (K, ceil(rows / R), T)
 //   moe_down_<fmt>       0 slots part, 1 h [T, K, cols] f32, 2 ids, 3 slot table,
-//                        4 y [T, K, rows] f32 = down h;  grid (ceil(rows / R), K, T)
+//                        4 y [T, K, rows] f32 = down h;  grid (K, ceil(rows / R), T)
 //   swiglu_fused_<fmt>   0 weights (gate at matrix_offset, up at up_offset), 1 x [T, cols],
-//                        2 h [T, rows] f32;  grid (ceil(rows / R), 1, T)  (shared expert, dense MLP)
+//                        2 h [T, rows] f32;  grid (1, ceil(rows / R), T)  (shared expert, dense MLP)
 //   moe_gate_up_mm_<fmt> 0 slots part, 1 x [T, cols], 2 slot table, 3 sorted entries,
 //                        4 tiles (shaders/abi/moe_sort.h), 5 h [T*K, rows]
 //                        grid (ceil(rows / TN), max_tiles)
