@@ -42,9 +42,9 @@ float silu(float v) { return v / (1.0 + exp(-v)); }
 
 #ifdef PER_INVOCATION
 void main() {
-  const uint tile = gl_WorkGroupID.y;
+  const uint tile = gl_WorkGroupID.x;  // fastest: see the tiled main() below
   // Not uniform per workgroup: fine, this flavour has no barriers.
-  const uint first_row = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
+  const uint first_row = (gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
   if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
   const uint expert = tiles[1u + MOE_TILE_WORDS * tile];
   const uint first = tiles[2u + MOE_TILE_WORDS * tile];
@@ -169,8 +169,11 @@ void stage_inputs(uint n_entries, uint k0) {
 }
 
 void main() {
-  const uint tile = gl_WorkGroupID.y;
-  const uint first_row = gl_WorkGroupID.x * TILE_ROWS;
+  // Tiles vary fastest: max_tiles is an upper bound, so the last ones are often empty, and a
+  // driver handing each thread a contiguous range of workgroups (llvmpipe) would give one
+  // thread those.
+  const uint tile = gl_WorkGroupID.x;
+  const uint first_row = gl_WorkGroupID.y * TILE_ROWS;
   // Uniform early returns (before any barrier).
   if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
   const uint expert = tiles[1u + MOE_TILE_WORDS * tile];

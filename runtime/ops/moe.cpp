@@ -365,7 +365,7 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
     for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
       p.part = part;
       dispatch(cmd, pipeline, {slots.parts[part], input, slot_table, s.sorted, s.tiles, output}, p,
-               {group_count(p.rows, shape.rows_per_group), s.max_tiles, 1});
+               {s.max_tiles, group_count(p.rows, shape.rows_per_group), 1});
     }
     return;
   }
@@ -375,7 +375,7 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
     p.part = part;
     dispatch(cmd, pipeline, {slots.parts[part], input, slot_table, s.sorted, s.tiles, output}, p,
-             {group_count(p.rows, shape.tile_rows), s.max_tiles, 1});
+             {s.max_tiles, group_count(p.rows, shape.tile_rows), 1});
   }
 }
 

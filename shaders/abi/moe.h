@@ -26,9 +26,9 @@
 //                        2 h [T, rows] f32;  grid (1, ceil(rows / R), T)  (shared expert, dense MLP)
 //   moe_gate_up_mm_<fmt> 0 slots part, 1 x [T, cols], 2 slot table, 3 sorted entries,
 //                        4 tiles (shaders/abi/moe_sort.h), 5 h [T*K, rows]
-//                        grid (ceil(rows / TN), max_tiles)
+//                        grid (max_tiles, ceil(rows / TN))
 //   moe_down_mm_<fmt>    0 slots part, 1 h [T*K, cols], 2 slot table, 3 sorted entries,
-//                        4 tiles, 5 y [T*K, rows];  grid (ceil(rows / TN), max_tiles)
+//                        4 tiles, 5 y [T*K, rows];  grid (max_tiles, ceil(rows / TN))
 #include "prelude.h"
 
 // Tile records written by moe_sort.comp, read by moe_matmul.comp: word 0 = number of tiles;
