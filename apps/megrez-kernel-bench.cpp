@@ -337,13 +337,21 @@ std::vector<BenchCase> add_attention_cases(Context& ctx, Arena& arena) {
           cases.push_back(c);
         }
       }
-      for (uint32_t pos0 : {0u, max_ctx - chunk}) {
-        BenchCase c = make_case("attention_prefill", format, kv + " T=64 pos0=" + std::to_string(pos0), "tiled");
-        c.bytes = 2 * uint64_t{pos0 + chunk} * row_bytes + uint64_t{chunk} * H * Dh * 8;
-        c.flops = 4.0 * H * Dh * chunk * (pos0 + (chunk + 1) / 2.0);
-        const PrefillArgs args{shape, type, chunk, pos0, 0, H * Dh, H * Dh, 0.088388f};
-        c.record = [=](CommandBuffer& cmd) { record_attention_prefill(cmd, q, k_cache, v_cache, out, args); };
-        cases.push_back(c);
+      // The chunk at the start, ending at 512 rows (ggml's FLASH_ATTN_EXT kv=512 nb=64 case, which
+      // computes every key for every query) and ending at 4096.
+      const PrefillKernel chosen = plan_attention_prefill(ctx.caps(), shape).kernel;
+      for (uint32_t pos0 : {0u, 512u - chunk, max_ctx - chunk}) {
+        for (PrefillKernel kernel : {PrefillKernel::Tiled, PrefillKernel::Rows}) {
+          BenchCase c = make_case("attention_prefill", format, kv + " T=64 pos0=" + std::to_string(pos0),
+                                  std::string(kernel == PrefillKernel::Rows ? "rows" : "tiled") +
+                                      (kernel == chosen ? "*" : ""));
+          c.bytes = 2 * uint64_t{pos0 + chunk} * row_bytes + uint64_t{chunk} * H * Dh * 8;
+          c.flops = 4.0 * H * Dh * chunk * (pos0 + (chunk + 1) / 2.0);
+          const PrefillArgs args{shape, type, chunk, pos0, 0, H * Dh, H * Dh, 0.088388f};
+          const PrefillPlan plan = plan_attention_prefill(ctx.caps(), shape, kernel);
+          c.record = [=](CommandBuffer& cmd) { record_attention_prefill(cmd, q, k_cache, v_cache, out, args, plan); };
+          cases.push_back(c);
+        }
       }
     }
   }

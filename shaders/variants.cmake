@@ -72,3 +72,5 @@ megrez_variant(NAME attention_decode_f16_shmem  SOURCE attention_decode.comp  BI
 megrez_variant(NAME attention_combine           SOURCE attention_combine.comp BINDINGS 2 PUSH AttentionCombinePush)
 megrez_variant(NAME attention_prefill_f32       SOURCE attention_prefill.comp BINDINGS 4 PUSH AttentionPrefillPush)
 megrez_variant(NAME attention_prefill_f16       SOURCE attention_prefill.comp BINDINGS 4 PUSH AttentionPrefillPush DEFINES KV_F16)
+megrez_variant(NAME attention_prefill_rows_f32  SOURCE attention_prefill_rows.comp BINDINGS 4 PUSH AttentionPrefillPush ABI abi/attention_prefill.h)
+megrez_variant(NAME attention_prefill_rows_f16  SOURCE attention_prefill_rows.comp BINDINGS 4 PUSH AttentionPrefillPush ABI abi/attention_prefill.h DEFINES KV_F16)

@@ -24,6 +24,7 @@ namespace {
 constexpr uint32_t kDecodeTargetWorkgroups = 256;
 constexpr uint32_t kDecodeMinTilesPerSplit = 2;
 constexpr uint32_t kCombineWorkgroup = 64;
+constexpr uint32_t kPrefillRowsWorkgroup = 32;  // per-invocation prefill: invocations per workgroup
 
 void require(bool ok, const char* kernel, const std::string& message) {
   if (!ok) throw Error(std::string(kernel) + ": " + message);
@@ -269,6 +270,28 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
 
 PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape) {
   check_shape(shape, "attention_prefill");
+  const bool rows_fit = shape.head_dim % 8 == 0 && shape.q_heads / shape.kv_heads <= kPrefillRowsWorkgroup &&
+                        shape.q_heads / shape.kv_heads <= caps.max_workgroup_invocations;
+  return plan_attention_prefill(
+      caps, shape, caps.sum_rows_per_invocation() && rows_fit ? PrefillKernel::Rows : PrefillKernel::Tiled);
+}
+
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel) {
+  check_shape(shape, "attention_prefill");
+  if (kernel == PrefillKernel::Rows) {
+    // One workgroup: the kv head's whole group of query heads times as many queries as make
+    // about kPrefillRowsWorkgroup invocations (32: 8 queries x 4 heads at Megrez2's GQA).
+    const uint32_t group_size = shape.q_heads / shape.kv_heads;
+    require(shape.head_dim % 8 == 0, "attention_prefill_rows", "head_dim must be a multiple of 8");
+    PrefillPlan plan;
+    plan.kernel = PrefillKernel::Rows;
+    plan.head_block = group_size;
+    plan.query_block = std::max(1u, std::min(kPrefillRowsWorkgroup, caps.max_workgroup_invocations) / group_size);
+    plan.workgroup = group_size * plan.query_block;
+    require(plan.workgroup <= caps.max_workgroup_invocations && plan.workgroup <= caps.max_workgroup_size[0],
+            "attention_prefill_rows", "H / Hkv query heads exceed one workgroup");
+    return plan;
+  }
   const uint32_t group_size = shape.q_heads / shape.kv_heads;
   PrefillPlan plan;
   plan.workgroup = workgroup_size(caps);  // >= 128 on every Vulkan device: rows and key tiles fit
@@ -297,21 +320,14 @@ void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const Bu
 void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const BufferRange& k_cache,
                               const BufferRange& v_cache, const BufferRange& out, const PrefillArgs& a,
                               const PrefillPlan& plan) {
-  const char* kernel = "attention_prefill";
+  const bool rows = plan.kernel == PrefillKernel::Rows;
+  const char* kernel = rows ? "attention_prefill_rows" : "attention_prefill";
   const AttentionShape& s = a.shape;
   check_shape(s, kernel);
   Context& ctx = cmd.context();
   const DeviceCaps& caps = ctx.caps();
   const uint32_t group_size = s.q_heads / s.kv_heads;
   require(a.tokens > 0, kernel, "tokens must be positive");
-  require(plan.workgroup > 0 && plan.head_block > 0 && plan.head_block <= group_size && plan.query_block > 0 &&
-              plan.key_tile > 0,
-          kernel, "plan has an empty tile or a head block above H / Hkv");
-  require(prefill_shared_bytes(plan.head_block * plan.query_block, plan.key_tile, s.head_dim) <= caps.max_shared_memory,
-          kernel, "plan needs more shared memory than the device has");
-  require(uint64_t{plan.head_block} * plan.query_block <= plan.workgroup && plan.key_tile <= plan.workgroup, kernel,
-          "plan has more query rows or keys per tile than invocations");
-  check_head_dim_fits(s, plan.workgroup, kernel);
   const uint64_t row_width = uint64_t{s.q_heads} * s.head_dim;
   require(a.tokens == 1 || (a.q_row_stride >= row_width && a.out_row_stride >= row_width), kernel,
           "q_row_stride and out_row_stride must be at least q_heads * head_dim");
@@ -320,15 +336,33 @@ void record_attention_prefill(CommandBuffer& cmd, const BufferRange& q, const Bu
   const uint64_t cache_bytes = (uint64_t{a.pos0} + a.tokens) * kv_cache_row_bytes(a.type, s.kv_heads, s.head_dim);
   check_bytes(k_cache, cache_bytes, kernel, "K cache (rows up to pos0 + tokens)");
   check_bytes(v_cache, cache_bytes, kernel, "V cache (rows up to pos0 + tokens)");
+  const abi::AttentionPrefillPush push{a.tokens, a.pos0, s.q_heads, s.kv_heads, a.q_offset, a.q_row_stride,
+                                       a.out_row_stride, a.scale};
+  if (rows) {
+    require(s.head_dim % 8 == 0 && plan.head_block == group_size && plan.query_block > 0 &&
+                plan.workgroup == group_size * plan.query_block && plan.workgroup <= caps.max_workgroup_invocations,
+            kernel, "plan must cover the whole group of H / Hkv query heads in one workgroup, head_dim % 8 == 0");
+    const Pipeline& pipeline = ctx.pipeline(std::string(kernel) + kv_suffix(a.type),
+                                            Specialization{{plan.workgroup, 1, 1}, {caps.subgroup_size, s.head_dim, group_size}});
+    dispatch(cmd, pipeline, {q, k_cache, v_cache, out}, push,
+             {group_count(a.tokens, plan.query_block), s.kv_heads});
+    return;
+  }
+  require(plan.workgroup > 0 && plan.head_block > 0 && plan.head_block <= group_size && plan.query_block > 0 &&
+              plan.key_tile > 0,
+          kernel, "plan has an empty tile or a head block above H / Hkv");
+  require(prefill_shared_bytes(plan.head_block * plan.query_block, plan.key_tile, s.head_dim) <= caps.max_shared_memory,
+          kernel, "plan needs more shared memory than the device has");
+  require(uint64_t{plan.head_block} * plan.query_block <= plan.workgroup && plan.key_tile <= plan.workgroup, kernel,
+          "plan has more query rows or keys per tile than invocations");
+  check_head_dim_fits(s, plan.workgroup, kernel);
 
   const Pipeline& pipeline = ctx.pipeline(
       std::string(kernel) + kv_suffix(a.type),
       Specialization{{plan.workgroup, 1, 1},
                      {caps.subgroup_size, s.head_dim, plan.head_block, plan.query_block, plan.key_tile}});
   const uint32_t head_blocks = static_cast<uint32_t>(ceil_div(group_size, plan.head_block));
-  dispatch(cmd, pipeline, {q, k_cache, v_cache, out},
-           abi::AttentionPrefillPush{a.tokens, a.pos0, s.q_heads, s.kv_heads, a.q_offset, a.q_row_stride,
-                                     a.out_row_stride, a.scale},
+  dispatch(cmd, pipeline, {q, k_cache, v_cache, out}, push,
            {group_count(a.tokens, plan.query_block), s.kv_heads * head_blocks});
 }
 

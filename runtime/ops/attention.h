@@ -106,13 +106,21 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
                              const DecodeArgs& args, const DecodePlan& plan);
 
 // ---- Prefill: T queries, causal over the cache -------------------------------------------
+// Tiled (attention_prefill.comp): workgroups share K/V tiles through shared memory (GPUs).
+// Rows (attention_prefill_rows.comp): each invocation walks one query row's keys alone, the
+// invocations of a workgroup reading the same K/V rows (CPU drivers; head_dim % 8 == 0).
+enum class PrefillKernel { Tiled, Rows };
 struct PrefillPlan {
-  uint32_t workgroup = 0;
-  uint32_t head_block = 0;   // query heads per workgroup
+  uint32_t workgroup = 0;    // Rows: head_block * query_block
+  uint32_t head_block = 0;   // query heads per workgroup (Rows: the whole group, H / Hkv)
   uint32_t query_block = 0;  // queries per workgroup
-  uint32_t key_tile = 0;     // keys per shared-memory tile
+  uint32_t key_tile = 0;     // keys per shared-memory tile (Tiled only)
+  PrefillKernel kernel = PrefillKernel::Tiled;
 };
+// The device's choice: Rows where DeviceCaps::sum_rows_per_invocation() and the shape allow it.
 PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape);
+// The one flavour asked for (Error when the shape or device does not allow it).
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel);
 
 struct PrefillArgs {
   AttentionShape shape;

@@ -1,6 +1,7 @@
-// Causal prefill attention (attention_prefill.comp) against the fp64 reference: chunk
-// lengths, offsets into an existing context, head dims, GQA ratios, both cache types, and
-// tile shapes other than the automatic ones.
+// Causal prefill attention, both flavours (attention_prefill.comp tiled, attention_prefill_rows
+// .comp per invocation) against the fp64 reference: chunk lengths, offsets into an existing
+// context, head dims, GQA ratios, both cache types, and tile shapes other than the automatic
+// ones.
 #include "attention_test_run.h"
 #include "loader/error.h"
 
@@ -13,6 +14,13 @@ constexpr double kTolerance = 1e-5;
 
 const AttentionShape kShapes[] = {{16, 4, 0}, {16, 2, 0}, {8, 1, 0}, {4, 4, 0}, {3, 1, 0}};
 
+// Every flavour the shape allows (the per-invocation one needs head_dim % 8 == 0).
+std::vector<PrefillKernel> kernels(const AttentionShape& shape) {
+  if (shape.head_dim % 8 != 0) return {PrefillKernel::Tiled};
+  return {PrefillKernel::Tiled, PrefillKernel::Rows};
+}
+const char* kernel_name(PrefillKernel k) { return k == PrefillKernel::Rows ? "rows" : "tiled"; }
+
 }  // namespace
 
 TEST_CASE_FIXTURE(test::GpuTest, "attention prefill matches fp64 over the shape matrix") {
@@ -23,15 +31,19 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention prefill matches fp64 over the shape 
         shape.head_dim = head_dim;
         for (uint32_t tokens : {1u, 5u, 64u, 130u}) {
           for (uint32_t pos0 : {0u, 17u}) {
-            CAPTURE(test::kv_name(type));
-            CAPTURE(head_dim);
-            CAPTURE(shape.q_heads);
-            CAPTURE(shape.kv_heads);
-            CAPTURE(tokens);
-            CAPTURE(pos0);
-            const double err = test::run_prefill_case(ctx, {shape, type, tokens, pos0, tokens + pos0});
-            CHECK(err <= kTolerance);
-            worst = std::max(worst, err);
+            for (PrefillKernel kernel : kernels(shape)) {
+              CAPTURE(test::kv_name(type));
+              CAPTURE(head_dim);
+              CAPTURE(shape.q_heads);
+              CAPTURE(shape.kv_heads);
+              CAPTURE(tokens);
+              CAPTURE(pos0);
+              CAPTURE(kernel_name(kernel));
+              const double err = test::run_prefill_case(ctx, {shape, type, tokens, pos0, tokens + pos0},
+                                                        plan_attention_prefill(ctx.caps(), shape, kernel));
+              CHECK(err <= kTolerance);
+              worst = std::max(worst, err);
+            }
           }
         }
       }
@@ -60,7 +72,11 @@ TEST_CASE_FIXTURE(test::GpuTest, "attention prefill at Megrez2 sizes after a lon
     for (KvType type : {KvType::F16, KvType::F32}) {
       CAPTURE(kv_heads);
       CAPTURE(test::kv_name(type));
-      CHECK(test::run_prefill_case(ctx, {{16, kv_heads, 128}, type, 64, 1000, 11}) <= kTolerance);
+      for (PrefillKernel kernel : kernels({16, kv_heads, 128})) {
+        CAPTURE(kernel_name(kernel));
+        CHECK(test::run_prefill_case(ctx, {{16, kv_heads, 128}, type, 64, 1000, 11},
+                                     plan_attention_prefill(ctx.caps(), {16, kv_heads, 128}, kernel)) <= kTolerance);
+      }
     }
   }
 }
@@ -83,12 +99,20 @@ TEST_CASE_FIXTURE(test::GpuTest, "record_attention_prefill rejects bad shapes, p
   a = ok;
   a.tokens = 4;  // q holds 3 rows
   CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, a), Error);
-  PrefillPlan plan = plan_attention_prefill(ctx.caps(), shape);
+  PrefillPlan plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Tiled);
   plan.head_block = 4;  // above H / Hkv = 2
   CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
-  plan = plan_attention_prefill(ctx.caps(), shape);
+  plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Tiled);
   plan.key_tile = 4096;  // far over the shared memory
   CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
+  // Per invocation: the workgroup must hold the whole group of query heads, head_dim % 8 == 0.
+  plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Rows);
+  plan.head_block = 1;
+  CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
+  plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Rows);
+  plan.workgroup += 1;
+  CHECK_THROWS_AS(record_attention_prefill(cmd, q, cache, cache, out, ok, plan), Error);
+  CHECK_THROWS_AS(plan_attention_prefill(ctx.caps(), {4, 2, 36}, PrefillKernel::Rows), Error);
   cmd.submit_and_wait();
 }
 
@@ -110,4 +134,14 @@ TEST_CASE("prefill plans fit the shared memory and prefer many rows") {
   CHECK(p.query_block == 10);
   CHECK_THROWS_AS(plan_attention_prefill(caps, {16, 4, 8192}), Error);
   CHECK_THROWS_AS(plan_attention_prefill(caps, {4, 4, 258}), Error);  // 129 pairs > 128 invocations
+  CHECK(p.kernel == PrefillKernel::Tiled);
+  // A CPU device takes the per-invocation flavour where head_dim % 8 == 0: the whole group of
+  // query heads times enough queries for 32 invocations.
+  caps.cpu_device = true;
+  p = plan_attention_prefill(caps, {16, 4, 128});
+  CHECK(p.kernel == PrefillKernel::Rows);
+  CHECK(p.head_block == 4);
+  CHECK(p.query_block == 8);
+  CHECK(p.workgroup == 32);
+  CHECK(plan_attention_prefill(caps, {3, 1, 18}).kernel == PrefillKernel::Tiled);
 }
