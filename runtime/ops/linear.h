@@ -28,7 +28,7 @@ MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false);
 // Rows one invocation of a _rows variant sums (ROWS_PER_INVOCATION in matvec_rows.comp).
 inline constexpr uint32_t kRowsPerInvocation = 4;
 // Tokens one invocation of matmul_<fmt>_rows sums (TOKENS_PER_INVOCATION in matmul_rows.comp).
-inline constexpr uint32_t kTokensPerInvocation = 4;
+inline constexpr uint32_t kTokensPerInvocation = 8;
 
 struct MatmulShape {
   uint32_t tile_rows = 0, tile_tokens = 0;      // output tile of one workgroup
