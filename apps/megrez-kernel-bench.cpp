@@ -322,14 +322,26 @@ std::vector<BenchCase> add_attention_cases(Context& ctx, Arena& arena) {
         record_kv_store(cmd, q, q, table, k_cache, v_cache, {type, 1, Hkv, Dh, 100, 0, Hkv * Dh, H * Dh});
       };
       cases.push_back(store);
+      // Decode: the split-K kernels (subgroup or shared-memory reduction), and the per-invocation
+      // prefill kernel with one query, which the engine uses where the device takes it (CPUs).
+      const bool decode_rows = plan_attention_prefill(ctx.caps(), shape, 1).kernel == PrefillKernel::Rows;
       for (uint32_t n_ctx : {512u, 4096u}) {
+        BenchCase rows = make_case("attention_decode", format, kv + " n_ctx=" + std::to_string(n_ctx),
+                                   std::string("rows") + (decode_rows ? "*" : ""));
+        rows.bytes = 2 * n_ctx * row_bytes + uint64_t{H} * Dh * 8;
+        rows.flops = 4.0 * H * Dh * n_ctx;
+        const PrefillArgs one{shape, type, 1, n_ctx - 1, 0, H * Dh, H * Dh, 0.088388f};
+        const PrefillPlan one_plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Rows, 1);
+        rows.record = [=](CommandBuffer& cmd) { record_attention_prefill(cmd, q, k_cache, v_cache, out, one, one_plan); };
+        cases.push_back(rows);
         for (Reduction reduction : {Reduction::Subgroup, Reduction::Shmem}) {
           if (reduction == Reduction::Subgroup && !ctx.caps().use_subgroup_reduce()) continue;
           DecodePlan plan = plan_attention_decode(ctx.caps(), shape, n_ctx);
           plan.reduction = reduction;
+          const bool chosen = !decode_rows && (reduction == Reduction::Subgroup) == ctx.caps().use_subgroup_reduce();
           BenchCase c = make_case("attention_decode", format, kv + " n_ctx=" + std::to_string(n_ctx),
                                   std::string(reduction == Reduction::Subgroup ? "subgroup" : "shmem") + " splits=" +
-                                      std::to_string(plan.splits));
+                                      std::to_string(plan.splits) + (chosen ? "*" : ""));
           c.bytes = 2 * n_ctx * row_bytes + uint64_t{H} * Dh * 8;
           c.flops = 4.0 * H * Dh * n_ctx;
           const DecodeArgs args{shape, type, n_ctx, 0, 0, 0.088388f};

@@ -265,15 +265,18 @@ void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32
   const float scale = float(1.0 / std::sqrt(double(c_.head_dim)));
   const BufferRange& keys = cache_->keys(size_t(layer));
   const BufferRange& values = cache_->values(size_t(layer));
-  // q is the first part of each qkv row
-  if (T == 1) {
+  // q is the first part of each qkv row. One token: the split-K decode kernels, except where
+  // the device takes the per-invocation prefill kernel (CPU drivers), which is faster there
+  // for one query too.
+  const PrefillPlan prefill = plan_attention_prefill(cmd.context().caps(), shape, T);
+  if (T == 1 && prefill.kernel != PrefillKernel::Rows) {
     record_attention_decode(cmd, act_.qkv, keys, values, act_.partials, act_.attn,
                             DecodeArgs{shape, cache_->type(), pos0 + 1, 0, 0, scale});
   } else {
     const uint32_t row = shape.q_heads * shape.head_dim;
     const uint32_t qkv_row = (shape.q_heads + 2 * shape.kv_heads) * shape.head_dim;
     record_attention_prefill(cmd, act_.qkv, keys, values, act_.attn,
-                             PrefillArgs{shape, cache_->type(), T, pos0, 0, qkv_row, row, scale});
+                             PrefillArgs{shape, cache_->type(), T, pos0, 0, qkv_row, row, scale}, prefill);
   }
 }
 

@@ -268,15 +268,16 @@ void record_attention_decode(CommandBuffer& cmd, const BufferRange& q, const Buf
 
 // ---- Prefill -------------------------------------------------------------------------------
 
-PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape) {
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, uint32_t tokens) {
   check_shape(shape, "attention_prefill");
   const bool rows_fit = shape.head_dim % 8 == 0 && shape.q_heads / shape.kv_heads <= kPrefillRowsWorkgroup &&
                         shape.q_heads / shape.kv_heads <= caps.max_workgroup_invocations;
   return plan_attention_prefill(
-      caps, shape, caps.sum_rows_per_invocation() && rows_fit ? PrefillKernel::Rows : PrefillKernel::Tiled);
+      caps, shape, caps.sum_rows_per_invocation() && rows_fit ? PrefillKernel::Rows : PrefillKernel::Tiled, tokens);
 }
 
-PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel) {
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel,
+                                   uint32_t tokens) {
   check_shape(shape, "attention_prefill");
   if (kernel == PrefillKernel::Rows) {
     // One workgroup: the kv head's whole group of query heads times as many queries as make
@@ -287,6 +288,7 @@ PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape&
     plan.kernel = PrefillKernel::Rows;
     plan.head_block = group_size;
     plan.query_block = std::max(1u, std::min(kPrefillRowsWorkgroup, caps.max_workgroup_invocations) / group_size);
+    if (tokens > 0) plan.query_block = std::min(plan.query_block, tokens);
     plan.workgroup = group_size * plan.query_block;
     require(plan.workgroup <= caps.max_workgroup_invocations && plan.workgroup <= caps.max_workgroup_size[0],
             "attention_prefill_rows", "H / Hkv query heads exceed one workgroup");

@@ -118,9 +118,13 @@ struct PrefillPlan {
   PrefillKernel kernel = PrefillKernel::Tiled;
 };
 // The device's choice: Rows where DeviceCaps::sum_rows_per_invocation() and the shape allow it.
-PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape);
+// `tokens` (0: any) caps a Rows workgroup's queries, so one query (decode) runs on one group of
+// query heads: on a CPU driver that beats the split-K decode kernels (2-4x on lavapipe), and
+// the engine uses it for decode wherever this picks Rows.
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, uint32_t tokens = 0);
 // The one flavour asked for (Error when the shape or device does not allow it).
-PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel);
+PrefillPlan plan_attention_prefill(const DeviceCaps& caps, const AttentionShape& shape, PrefillKernel kernel,
+                                   uint32_t tokens = 0);
 
 struct PrefillArgs {
   AttentionShape shape;

@@ -144,4 +144,25 @@ TEST_CASE("prefill plans fit the shared memory and prefer many rows") {
   CHECK(p.query_block == 8);
   CHECK(p.workgroup == 32);
   CHECK(plan_attention_prefill(caps, {3, 1, 18}).kernel == PrefillKernel::Tiled);
+  // One query (decode on a CPU device): one group of query heads per workgroup.
+  p = plan_attention_prefill(caps, {16, 4, 128}, 1);
+  CHECK(p.kernel == PrefillKernel::Rows);
+  CHECK(p.query_block == 1);
+  CHECK(p.workgroup == 4);
+  CHECK(plan_attention_prefill(caps, {16, 4, 128}, 3).query_block == 3);
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "per-invocation prefill kernel with one query matches fp64 (decode on CPU devices)") {
+  for (KvType type : {KvType::F32, KvType::F16}) {
+    for (AttentionShape shape : {AttentionShape{16, 4, 128}, AttentionShape{8, 2, 32}, AttentionShape{4, 4, 64}}) {
+      for (uint32_t pos0 : {0u, 1u, 37u, 1000u}) {
+        CAPTURE(test::kv_name(type));
+        CAPTURE(shape.q_heads);
+        CAPTURE(shape.head_dim);
+        CAPTURE(pos0);
+        const PrefillPlan plan = plan_attention_prefill(ctx.caps(), shape, PrefillKernel::Rows, 1);
+        CHECK(test::run_prefill_case(ctx, {shape, type, 1, pos0, 13}, plan) <= kTolerance);
+      }
+    }
+  }
 }
