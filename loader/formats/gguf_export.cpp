@@ -71,7 +71,9 @@ GgufExportSummary plan_gguf_export(GgufWriter& w, const ModelConfig& cfg, const 
   const std::vector<WeightSlot> slots = weight_slots(cfg, views);
   for (size_t i = 0; i < slots.size();) {
     const WeightSlot& first = slots[i];
-    const DType type = stored_type(first, options.matrix_type, summary.notes);
+    const auto exception = options.tensor_types.find(first.gguf_name);
+    const DType type = stored_type(
+        first, exception != options.tensor_types.end() ? exception->second : options.matrix_type, summary.notes);
     if (first.expert < 0) {
       const TensorView src = *first.target;
       w.add_tensor(first.gguf_name, type, first.shape,

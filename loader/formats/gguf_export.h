@@ -6,6 +6,7 @@
 // stacked per pool into blk.OWNER.ffn_{gate,up,down}_exps. Same input, same bytes.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ namespace megrez {
 
 struct GgufExportOptions {
   DType matrix_type = DType::F16;
+  // Per-tensor exceptions by GGUF name (matrices only), e.g. a mixed-format file for tests.
+  std::map<std::string, DType> tensor_types;
   std::string name;  // general.name
   // Called before each tensor's data is written.
   std::function<void(size_t index, size_t count, const std::string& tensor)> progress;

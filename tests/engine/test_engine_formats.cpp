@@ -13,6 +13,7 @@
 #include "engine/engine_test_util.h"
 #include "loader/formats/gguf_export.h"
 #include "loader/reference/reference_forward.h"
+#include "runtime/engine/device_weights.h"
 #include "runtime/engine/sampler.h"
 #include "tests/loader/test_reference_fixture.h"
 
@@ -60,6 +61,7 @@ TEST_CASE_FIXTURE(GpuTest, "tiny model in every weight format: logits match the 
     std::string name;
     std::string path;
     bool exact_bf16;  // stores the shipped bf16 values exactly
+    bool fused_qkv = true;  // wq, wk, wv share a format: one matrix, one product
   };
   std::vector<Case> cases = {{"hf bf16", kTinyModelDir, true}};
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
@@ -69,12 +71,23 @@ TEST_CASE_FIXTURE(GpuTest, "tiny model in every weight format: logits match the 
     export_gguf(source->config(), source->weights(), &source->tokenizer()->data(), path, options);
     cases.push_back({std::string("gguf ") + dtype_name(t), path, t == DType::F32 || t == DType::BF16});
   }
+  {  // q8_0 with every attn_k in f16: q, k and v come from three products into the qkv rows
+    GgufExportOptions options;
+    options.matrix_type = DType::Q8_0;
+    for (int64_t i = 0; i < source->config().num_hidden_layers; ++i) {
+      options.tensor_types["blk." + std::to_string(i) + ".attn_k.weight"] = DType::F16;
+    }
+    const std::string path = tmp.path("tiny-q8_0-k-f16.gguf");
+    export_gguf(source->config(), source->weights(), &source->tokenizer()->data(), path, options);
+    cases.push_back({"gguf q8_0, attn_k f16", path, false, false});
+  }
 
   for (const Case& c : cases) {
     CAPTURE(c.name);
     auto model = Model::open(c.path);
     const size_t V = size_t(model->config().vocab_size);
     ReferenceForward ref(model->config(), model->weights());
+    CHECK(DeviceWeights(ctx, model->config(), model->weights()).layers[0].wqkv.has_value() == c.fused_qkv);
     auto engine = load_engine(c.path, engine_options(128, KvCacheType::F32, 8));
 
     // The prompt through the tokenizer the file carries (GGUF embeds it).
