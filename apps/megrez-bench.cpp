@@ -277,9 +277,10 @@ json stage_rows(const BenchTest& t, uint32_t reps) {
   return rows;
 }
 
-// Wall time per token and the host's share of it: wall minus the GPU time of the stages (the
-// pass's timestamps cover it end to end), i.e. recording, submitting, waiting to wake up and
-// reading results, where the GPU does nothing for this token.
+// Wall time per token and the host's share of it: wall minus the GPU time of the passes
+// (timestamps at each tg pass's start and end, else the sum of the stages, which cover a pass
+// end to end), i.e. recording, submitting, waking up and reading results while the GPU does
+// nothing for this token. gpu_ms 0: not measured.
 struct HostShare {
   double wall_ms = 0, gpu_ms = 0;
   double share() const { return wall_ms > 0 ? std::max(0.0, wall_ms - gpu_ms) / wall_ms : 0; }
@@ -289,8 +290,21 @@ HostShare host_share(const BenchTest& t) {
   const double tokens = double(t.timed_tokens());
   if (tokens == 0) return h;
   for (double s : t.seconds) h.wall_ms += s * 1e3 / tokens;
-  for (const StageTiming& s : t.stages) h.gpu_ms += s.ms / tokens;
+  if (t.gpu_seconds > 0) {
+    h.gpu_ms = t.gpu_seconds * 1e3 / tokens;
+  } else {
+    for (const StageTiming& s : t.stages) h.gpu_ms += s.ms / tokens;
+  }
   return h;
+}
+
+void print_host_share(const BenchTest& t, bool stages) {
+  const HostShare h = host_share(t);
+  if (h.gpu_ms <= 0) return;
+  std::printf("\n%s: wall %s ms/token, GPU %s ms/token: host share %s %% (wall - GPU: recording, submission, "
+              "wake-up, read-back%s)\n",
+              t.name.c_str(), fixed(h.wall_ms, 3).c_str(), fixed(h.gpu_ms, 3).c_str(), fixed(100 * h.share(), 1).c_str(),
+              stages ? "; --stages passes are not chained" : "");
 }
 
 json to_json(const Report& r, uint32_t reps) {
@@ -299,9 +313,8 @@ json to_json(const Report& r, uint32_t reps) {
     json j = {{"test", t.name}, {"tokens", t.tokens}, {"reps", reps}, {"seconds", t.seconds},
               {"tokens_per_second", t.mean_tokens_per_second()}, {"stddev", t.stddev_tokens_per_second()}};
     if (!t.first_token.empty()) j["time_to_first_token_ms"] = t.mean_first_token_seconds() * 1e3;
-    if (!t.stages.empty()) {
-      j["stages"] = stage_rows(t, reps);
-      const HostShare h = host_share(t);
+    if (!t.stages.empty()) j["stages"] = stage_rows(t, reps);
+    if (const HostShare h = host_share(t); h.gpu_ms > 0) {
       j["wall_ms_per_token"] = h.wall_ms;
       j["gpu_ms_per_token"] = h.gpu_ms;
       j["host_share"] = h.share();
@@ -360,11 +373,8 @@ void print_markdown(const Report& r, uint32_t reps) {
                   fixed(row["weight_gb_per_s"].get<double>(), 2).c_str());
     }
     std::printf("| total | %s | 100 %% | |\n", fixed(total, 3).c_str());
-    const HostShare h = host_share(t);
-    std::printf("\nwall %s ms/token, GPU %s ms/token: host share %s %% (wall - GPU: recording, submission, "
-                "wake-up, read-back)\n",
-                fixed(h.wall_ms, 3).c_str(), fixed(h.gpu_ms, 3).c_str(), fixed(100 * h.share(), 1).c_str());
   }
+  for (const BenchTest& t : r.tests) print_host_share(t, !t.stages.empty());
 }
 
 std::string read_text(const std::string& path) {

@@ -21,6 +21,9 @@ struct BenchTest {
   std::vector<double> first_token;  // pp only: seconds until the first generated id is known
   std::vector<StageTiming> stages;  // summed over repetitions (empty without profile_stages)
   StreamStats stream;               // expert streaming, summed over repetitions (zero when resident)
+  // tg only: GPU time of the timed passes (EngineStats::decode_gpu_seconds), summed over
+  // repetitions; 0 where the engine does not time passes.
+  double gpu_seconds = 0;
 
   double mean_tokens_per_second() const;
   double stddev_tokens_per_second() const;  // sample standard deviation over repetitions

@@ -90,7 +90,7 @@ Activations::Activations(Context& ctx, const ModelConfig& config, uint32_t token
   const uint64_t id_bytes = uint64_t{tokens} * uint64_t(std::max<int64_t>(config.num_experts_per_tok, 1)) * 4;
   route_ids_host_even = route_ids_even.host_visible() ? route_ids_even : host_->allocate(id_bytes);
   route_ids_host_odd = route_ids_odd.host_visible() ? route_ids_odd : host_->allocate(id_bytes);
-  argmax_result = host_->allocate(8);
+  for (BufferRange& r : argmax_results) r = host_->allocate(8);
   reserve_logit_rows(1);
 }
 

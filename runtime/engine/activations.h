@@ -4,6 +4,7 @@
 // T <= tokens rows; D hidden, H heads, Hkv kv heads, Dh head dim, F the widest SwiGLU (dense
 // intermediate or fused shared experts), E routed experts, K experts per token, I one
 // expert's width, V vocabulary.
+#include <array>
 #include <cstdint>
 #include <memory>
 
@@ -63,7 +64,9 @@ struct Activations {
   // Host-visible: the host writes ids before a submission and reads results after it.
   BufferRange ids;          // u32 [T]
   BufferRange logits_host;  // f32 [logit_rows, V] (the same memory as `logits` on unified memory)
-  BufferRange argmax_result;// u32 [2]: index, value bits
+  // u32 [2] each: index, value bits. Two, so that a chained greedy pass (TokenIo) writes one
+  // while the host reads the other.
+  std::array<BufferRange, 2> argmax_results;
   BufferRange route_ids_host_even, route_ids_host_odd;  // u32 [T, K] (route_ids_host())
 
  private:

@@ -3,8 +3,10 @@
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
-#include <limits>
+#include <array>
 #include <chrono>
+#include <limits>
+#include <optional>
 #include <cmath>
 #include <cstring>
 
@@ -19,6 +21,7 @@
 #include "runtime/stream/expert_streamer.h"
 #include "runtime/vk/commands.h"
 #include "runtime/vk/context.h"
+#include "runtime/vk/profiler.h"
 #include "shaders/abi/moe_sort.h"
 #include "shaders/abi/router.h"
 
@@ -141,9 +144,27 @@ struct Engine::Impl {
   uint64_t memory_available = 0;                     // heap or the memory limit
   std::unique_ptr<Activations> act;
   std::unique_ptr<Forward> forward;
-  std::unique_ptr<CommandBuffer> cmd;
   std::unique_ptr<LayerBreaks> layer_breaks;  // EngineOptions::layer_breaks (resident only)
   std::unique_ptr<StageProfiler> stages;  // only with options.profile_stages
+  // Resident passes alternate between two command buffers, so that a greedy decode pass can be
+  // submitted behind the one still running (decode_greedy chains them). Declared after the
+  // buffers the passes use: destroying a CommandBuffer waits for its submission.
+  struct PassBuffer {
+    std::unique_ptr<GpuProfiler> timer;  // the pass's GPU time; null without timestamps
+    std::unique_ptr<CommandBuffer> cmd;  // after the timer: destroyed (waited for) first
+  };
+  std::array<PassBuffer, 2> passes;
+  uint32_t last_slot = 0;                 // the pass buffer (and argmax result) used last
+  Clock::time_point pass_start;
+  // A greedy pass already submitted: token `input` of `sequence` at `position`, its id read on
+  // the GPU from the argmax of the pass before. Chaining needs the GPU argmax to be all the
+  // host decides between passes: resident, no layer breaks, no stage timestamps.
+  struct Ahead {
+    SequenceId sequence;
+    uint32_t position, slot;
+    int32_t input;
+  };
+  std::optional<Ahead> ahead;
   StreamMode mode = StreamMode::Resident;
   StreamerOptions streaming;              // Prefetch / OnDemand only
   std::unique_ptr<ExpertStreamer> streamer;
@@ -168,6 +189,20 @@ struct Engine::Impl {
   // One pass over ids (<= chunk tokens) at the current position.
   void run_pass(std::span<const int32_t> ids, LogitsOut out);         // counts a decode pass's work
   void submit_pass(std::span<const int32_t> ids, LogitsOut out);
+  // Resident: records a pass into the buffer not used last and submits it; returns its slot.
+  // ids_from: where its ids are read (default act.ids, which the caller filled).
+  uint32_t submit_resident(uint32_t position, uint32_t tokens, LogitsOut out, const BufferRange* ids_from = nullptr);
+  void finish_resident(uint32_t slot, uint32_t tokens);  // waits; adds a decode pass's GPU time
+  bool can_chain() const { return !streamer && !layer_breaks && !stages; }
+  // Waits for a pass submitted ahead and forgets it: its K/V row lies past the position, so it
+  // is rewritten before anything reads it.
+  void settle() {
+    if (!ahead) return;
+    const uint32_t slot = ahead->slot;
+    ahead.reset();
+    passes[slot].cmd->wait();
+  }
+  int32_t greedy_step(int32_t id);
 };
 
 // Resident or streaming, the cache size in slots, and how uploads travel, from the options.
@@ -274,6 +309,7 @@ void Engine::Impl::select(SequenceId id) {
 }
 
 void Engine::Impl::run_pass(std::span<const int32_t> ids, LogitsOut out) {
+  settle();
   const RecordCounts before = record_counts();
   submit_pass(ids, out);
   if (ids.size() == 1) {
@@ -306,17 +342,78 @@ void Engine::Impl::submit_pass(std::span<const int32_t> ids, LogitsOut out) {
       throw;
     }
     stats.stream = streamer->totals();
+    if (stages) stages->collect();
+    last_slot = 0;  // the argmax result Forward writes by default
   } else {
-    const Clock::time_point start = Clock::now();
-    cmd->begin();
-    if (stages) stages->reset(*cmd);
-    if (layer_breaks) layer_breaks->begin_pass();
-    forward->record(*cmd, seq->position, uint32_t(ids.size()), out, layer_breaks.get());
-    cmd->submit_and_wait();
-    if (layer_breaks) layer_breaks->end_pass(seconds_since(start));
+    finish_resident(submit_resident(seq->position, uint32_t(ids.size()), out), uint32_t(ids.size()));
   }
-  if (stages) stages->collect();
   seq->position += uint32_t(ids.size());
+}
+
+uint32_t Engine::Impl::submit_resident(uint32_t position, uint32_t tokens, LogitsOut out, const BufferRange* ids_from) {
+  const uint32_t slot = 1 - last_slot;
+  PassBuffer& pass = passes[slot];
+  CommandBuffer& cmd = *pass.cmd;
+  pass_start = Clock::now();
+  cmd.begin();
+  if (stages) stages->reset(cmd);
+  // Layer breaks submit parts of the pass and wait between them: a timer would count the waits.
+  GpuProfiler* timer = layer_breaks ? nullptr : pass.timer.get();
+  uint32_t scope = 0;
+  if (timer) {
+    timer->reset(cmd);
+    scope = timer->begin(cmd, "pass");
+  }
+  if (layer_breaks) layer_breaks->begin_pass();
+  forward->record(cmd, position, tokens, out, layer_breaks.get(), TokenIo{ids_from, &act->argmax_results[slot]});
+  if (timer) timer->end(cmd, scope);
+  cmd.submit();
+  last_slot = slot;
+  return slot;
+}
+
+void Engine::Impl::finish_resident(uint32_t slot, uint32_t tokens) {
+  PassBuffer& pass = passes[slot];
+  pass.cmd->wait();
+  if (layer_breaks) layer_breaks->end_pass(seconds_since(pass_start));
+  if (stages) stages->collect();
+  if (tokens == 1 && pass.timer && !layer_breaks) {
+    stats.decode_gpu_seconds += pass.timer->results().at(0).ms * 1e-3;
+    stats.decode_gpu_tokens += 1;
+  }
+}
+
+// One greedy token. Resident passes are chained: the pass of the token this one returns is
+// submitted before this one is waited for (its id read on the GPU), so the GPU goes from one
+// pass to the next without waiting for the host to wake up, read the id and record. When the
+// caller feeds that id next, its pass is already running; anything else forgets it (settle).
+int32_t Engine::Impl::greedy_step(int32_t id) {
+  if (!can_chain()) {
+    run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Argmax);
+    return int32_t(reinterpret_cast<const uint32_t*>(act->argmax_results[last_slot].mapped)[0]);
+  }
+  uint32_t slot = 0;
+  if (ahead && ahead->sequence == selected && ahead->position == seq->position && ahead->input == id) {
+    slot = ahead->slot;
+    ahead.reset();
+  } else {
+    settle();
+    std::memcpy(act->ids.mapped, &id, sizeof id);
+    const RecordCounts before = record_counts();
+    slot = submit_resident(seq->position, 1, LogitsOut::Argmax);
+    const RecordCounts& after = record_counts();
+    stats.decode_pass = {uint32_t(after.dispatches - before.dispatches), uint32_t(after.barriers - before.barriers),
+                         uint32_t(after.submissions - before.submissions)};
+  }
+  if (uint64_t(seq->position) + 2 <= context_length) {  // room for the next token's K/V row
+    const uint32_t next = submit_resident(seq->position + 1, 1, LogitsOut::Argmax, &act->argmax_results[slot]);
+    ahead = Ahead{selected, seq->position + 1, next, -1};
+  }
+  finish_resident(slot, 1);
+  seq->position += 1;
+  const int32_t result = int32_t(reinterpret_cast<const uint32_t*>(act->argmax_results[slot].mapped)[0]);
+  if (ahead) ahead->input = result;
+  return result;
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -361,7 +458,10 @@ std::unique_ptr<Engine::Impl> build(std::unique_ptr<Model> model, std::unique_pt
   m->forward = std::make_unique<Forward>(m->config, *m->weights, *m->sequences[0]->cache, *m->act,
                                          m->sampleable_vocab());
   m->select(0);
-  m->cmd = std::make_unique<CommandBuffer>(ctx);
+  for (Engine::Impl::PassBuffer& pass : m->passes) {
+    pass.cmd = std::make_unique<CommandBuffer>(ctx);
+    if (ctx.caps().timestamps) pass.timer = std::make_unique<GpuProfiler>(ctx, 1);
+  }
   if (options.layer_breaks && resident) m->layer_breaks = std::make_unique<LayerBreaks>(*m->weights);
   progress(options, 0.85f, "pipelines");
   const Clock::time_point pipelines_start = Clock::now();
@@ -448,6 +548,7 @@ std::string Engine::detokenize(std::span<const int32_t> ids) const { return toke
 std::vector<float> Engine::prefill(std::span<const int32_t> ids, bool all_logits) {
   Impl& m = *impl_;
   m.check_tokens(ids, "prefill");
+  m.settle();  // before the logit buffers may grow
   const size_t V = size_t(m.config.vocab_size);
   uint32_t chunk = m.chunk;
   if (all_logits) {
@@ -486,11 +587,10 @@ int32_t Engine::decode_greedy(int32_t id) {
   Impl& m = *impl_;
   m.check_tokens(std::span<const int32_t>(&id, 1), "decode");
   const Clock::time_point start = Clock::now();
-  m.run_pass(std::span<const int32_t>(&id, 1), LogitsOut::Argmax);
-  const auto* result = reinterpret_cast<const uint32_t*>(m.act->argmax_result.mapped);
+  const int32_t next = m.greedy_step(id);
   m.stats.decode_seconds += seconds_since(start);
   m.stats.decode_tokens += 1;
-  return int32_t(result[0]);
+  return next;
 }
 
 int32_t Engine::sample(std::span<const float> logits, const SamplerOptions& options, std::span<const int32_t> history) {
@@ -539,7 +639,10 @@ void Engine::reset_stream_stats() {
   impl_->stats.stream = {};
 }
 
-void Engine::reset() { impl_->seq->position = 0; }
+void Engine::reset() {
+  impl_->settle();
+  impl_->seq->position = 0;
+}
 uint32_t Engine::position() const { return impl_->seq->position; }
 
 void Engine::rewind(uint32_t position) {
@@ -547,6 +650,7 @@ void Engine::rewind(uint32_t position) {
     throw Error("cannot rewind to position " + std::to_string(position) + ": the sequence holds " +
                 std::to_string(impl_->seq->position) + " tokens", ErrorKind::InvalidArgument);
   }
+  impl_->settle();
   impl_->seq->position = position;  // rows past it are rewritten before attention reads them
 }
 
@@ -577,6 +681,7 @@ void Engine::remove_sequence(SequenceId id) {
   Impl& m = *impl_;
   if (id == 0) throw Error("sequence 0 cannot be removed", ErrorKind::InvalidArgument);
   if (id >= m.sequences.size() || !m.sequences[id]) throw Error("no sequence " + std::to_string(id), ErrorKind::InvalidArgument);
+  m.settle();  // a pass submitted ahead may write its KV cache
   if (m.selected == id) m.select(0);
   m.stats.kv_cache_bytes -= m.sequences[id]->cache->bytes();
   m.sequences[id].reset();

@@ -124,6 +124,11 @@ struct EngineStats {
   double prefill_seconds = 0;
   uint64_t decode_tokens = 0;
   double decode_seconds = 0;
+  // GPU time of the decode passes, from a timestamp at each one's start and end, where they are
+  // timed: resident mode without layer breaks, on a device with timestamps (else 0 tokens).
+  // decode_seconds minus this, per token, is what the host adds to each token.
+  uint64_t decode_gpu_tokens = 0;
+  double decode_gpu_seconds = 0;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
   uint64_t expert_cache_bytes = 0;  // streaming: the expert slots (weight_bytes excludes them)
   // The last one-token pass as recorded: kernel dispatches, pipeline barriers, queue submissions
@@ -167,6 +172,10 @@ class Engine {
   // Feeds one token and returns the argmax of its logits (lowest id on ties), computed on the
   // GPU: greedy decoding without reading the logits back. Like sample(), it never returns an
   // id the tokenizer cannot decode (a padded embedding's extra rows).
+  // Resident mode (without layer breaks or stage timestamps) submits the pass of the returned
+  // id before it returns, reading that id on the GPU: fed back next, it is already running, so
+  // the GPU never waits for the host between tokens. Any other call first waits for that pass
+  // and forgets it (the work of one token, after the last one a caller wanted).
   int32_t decode_greedy(int32_t id);
 
   // Samples from `logits` with the engine's sampler (seeded from options.seed on first use

@@ -99,7 +99,7 @@ void LayerBreaks::routed_experts(int64_t layer, uint32_t, const RecordExperts& r
 uint32_t Forward::max_stage_scopes(const ModelConfig& config) { return 7 * uint32_t(config.num_hidden_layers) + 8; }
 
 CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, LogitsOut out,
-                               ExpertFeed* feed) const {
+                               ExpertFeed* feed, TokenIo io) const {
   const auto D = uint32_t(c_.hidden_size);
   const auto H = uint32_t(c_.num_attention_heads), Hkv = uint32_t(c_.num_key_value_heads);
   const auto Dh = uint32_t(c_.head_dim);
@@ -117,11 +117,12 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     return *cmd;
   };
 
-  // The previous pass's read-back copy (of logits) before this pass's shaders write them.
-  barrier_transfer_to_compute(*cmd);
+  // The previous pass (its shaders, its read-back copy of logits) before this pass's shaders:
+  // it may still be running when this one is submitted behind it (a chained greedy pass).
+  barrier_previous_work(*cmd);
   // x = embed_tokens[ids]
   stage("embed", uint64_t(T) * row_bytes(model_.token_embd.dtype, D));
-  embed(*cmd, T);                                                                     sync(*cmd);
+  embed(*cmd, T, io.ids ? *io.ids : a.ids);                                          sync(*cmd);
   bool h_ready = false;  // a MoE layer's combine also wrote the next norm, h
   for (int64_t i = 0; i < L; ++i) {
     const DeviceLayer& layer = model_.layers[size_t(i)];
@@ -209,7 +210,7 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
   stage("lm_head", bytes_of(model_.output));
   lm_head(*cmd, T, out);
   stage(out == LogitsOut::Argmax ? "sampling" : "logits read-back");
-  read_back(*cmd, T, out);
+  read_back(*cmd, T, out, io.argmax ? *io.argmax : a.argmax_results[0]);
   return *cmd;
 }
 
@@ -323,11 +324,11 @@ void Forward::routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlot
 }
 
 // x [T, D] = rows ids[t] of the embedding, one dispatch per part of the split table.
-void Forward::embed(CommandBuffer& cmd, uint32_t T) const {
+void Forward::embed(CommandBuffer& cmd, uint32_t T, const BufferRange& ids) const {
   const DeviceSplitTensor& table = model_.token_embd;
   for (size_t p = 0; p < table.parts.size(); ++p) {
     const uint32_t rows = uint32_t(table.parts[p].size / row_bytes(table.dtype, table.cols));
-    record_embed(cmd, table.dtype, table.parts[p], act_.ids, act_.x,
+    record_embed(cmd, table.dtype, table.parts[p], ids, act_.x,
                  abi::EmbedPush{T, table.cols, table.first_row[p], rows});
   }
 }
@@ -350,12 +351,12 @@ void Forward::lm_head(CommandBuffer& cmd, uint32_t T, LogitsOut out) const {
 
 // Makes the results visible to the host: the argmax pair, or the logits (copied to host
 // memory first unless the device memory is mapped).
-void Forward::read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const {
+void Forward::read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out, const BufferRange& argmax) const {
   const uint64_t V = model_.output.rows;
   if (out == LogitsOut::Argmax) {
     sync(cmd);
     const uint32_t candidates = argmax_vocab_ ? std::min(argmax_vocab_, uint32_t(V)) : uint32_t(V);
-    record_argmax(cmd, act_.logits, act_.argmax_partials, act_.argmax_result, candidates);
+    record_argmax(cmd, act_.logits, act_.argmax_partials, argmax, candidates);
   } else if (act_.logits_host.buffer != act_.logits.buffer) {
     barrier_compute_to_transfer(cmd);
     const uint64_t bytes = (out == LogitsOut::All ? T : 1) * V * 4;

@@ -24,7 +24,15 @@ enum class LogitsOut {
   None,    // nothing: a prefill chunk before the last (no final norm, no lm_head)
   Last,    // act.logits_host row 0: the last token's logits
   All,     // act.logits_host rows 0..T-1 (needs act.reserve_logit_rows(T))
-  Argmax,  // act.argmax_result: (id, value bits) of the last token's largest logit, on the GPU
+  Argmax,  // TokenIo::argmax: (id, value bits) of the last token's largest logit, on the GPU
+};
+
+// Where a pass reads its token ids and writes its argmax: act.ids and act.argmax_results[0]
+// unless given. A chained greedy pass (Engine::decode_greedy) reads its one id from the
+// argmax the pass before it wrote, so it can be submitted before that pass finished.
+struct TokenIo {
+  const BufferRange* ids = nullptr;     // u32 [T]
+  const BufferRange* argmax = nullptr;  // u32 [2]
 };
 
 // Streaming mode's side of the pass. Layer i's router runs right after layer i-1's
@@ -79,12 +87,12 @@ class Forward {
   Forward(const ModelConfig& config, const DeviceWeights& model, const KvCache& cache, Activations& act,
           uint32_t argmax_vocab = 0);
 
-  // Records the pass for the T token ids already in act.ids at positions pos0 .. pos0+T-1:
+  // Records the pass for the T token ids already in act.ids (or io.ids) at positions pos0 .. pos0+T-1:
   // writes their K/V into cache rows pos0.. and leaves logits as `out` says.
   // Requires 1 <= T <= act.tokens and pos0 + T <= cache capacity (the engine checks).
   // With a feed the pass is cut into submissions; returns the command buffer it ends in.
   CommandBuffer& record(CommandBuffer& cmd, uint32_t pos0, uint32_t tokens, LogitsOut out,
-                        ExpertFeed* feed = nullptr) const;
+                        ExpertFeed* feed = nullptr, TokenIo io = {}) const;
 
   // Optional per-stage timestamps (null: none). The caller resets the profiler in each
   // recording and collects after the submission; max_stage_scopes() sizes it.
@@ -104,9 +112,9 @@ class Forward {
   void route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host) const;
   void routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlots& slots, const BufferRange& table,
                       const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T) const;
-  void embed(CommandBuffer& cmd, uint32_t T) const;
+  void embed(CommandBuffer& cmd, uint32_t T, const BufferRange& ids) const;
   void lm_head(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
-  void read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
+  void read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out, const BufferRange& argmax) const;
 
   const ModelConfig& c_;
   const DeviceWeights& model_;

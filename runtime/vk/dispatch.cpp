@@ -101,6 +101,14 @@ void barrier_transfer_to_compute(CommandBuffer& cmd) {
                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
 }
 
+void barrier_previous_work(CommandBuffer& cmd) {
+  // Also orders work submitted earlier on the queue (submission order) without a host wait
+  // in between: a pass chained behind the one still running.
+  memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                 VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+}
+
 void barrier_compute_to_transfer(CommandBuffer& cmd) {
   // Earlier copies too: a copy that writes where an earlier one wrote (logits read back
   // pass after pass) is a write-after-write.

@@ -38,6 +38,7 @@ void dispatch(CommandBuffer& cmd, const Pipeline& pipeline, std::initializer_lis
 // Barriers (whole-memory; cheap on every driver we target and impossible to get wrong per buffer).
 void barrier_compute_to_compute(CommandBuffer& cmd);    // shader writes -> shader reads/writes
 void barrier_transfer_to_compute(CommandBuffer& cmd);   // copies -> shader reads/writes
+void barrier_previous_work(CommandBuffer& cmd);         // shader and copy writes -> shader reads/writes
 void barrier_compute_to_transfer(CommandBuffer& cmd);   // shader and copy writes -> copies
 void barrier_to_host(CommandBuffer& cmd);               // shader/copy writes -> host reads
 

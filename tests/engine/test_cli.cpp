@@ -333,6 +333,35 @@ TEST_CASE("megrez-bench --stream-sweep: every configuration's row; --json rows a
   }
 }
 
+TEST_CASE("megrez-bench pp/tg: the work per token, and the host's share from the passes' GPU time") {
+  const Run j = run_bench("-p 4 -n 3 -r 2 --json");
+  INFO(j.output);
+  REQUIRE(j.status == 0);
+  const nlohmann::json report = nlohmann::json::parse(j.output.substr(j.output.find("{\n")));
+  CHECK(report["decode_pass"]["dispatches"].get<uint32_t>() > 0);
+  CHECK(report["decode_pass"]["submissions"] == 1);  // resident: one submission per token
+  REQUIRE(report["tests"].size() == 2);
+  const nlohmann::json& pp = report["tests"][0];
+  const nlohmann::json& tg = report["tests"][1];
+  CHECK(pp["test"] == "pp4");
+  CHECK_FALSE(pp.contains("host_share"));  // only decode passes are timed
+  CHECK(tg["test"] == "tg3");
+  REQUIRE(tg.contains("host_share"));  // lavapipe writes timestamps
+  double wall_ms = 0;
+  for (const nlohmann::json& s : tg["seconds"]) wall_ms += s.get<double>() * 1e3 / 6;
+  const double gpu_ms = tg["gpu_ms_per_token"].get<double>();
+  CHECK(tg["wall_ms_per_token"].get<double>() == doctest::Approx(wall_ms));
+  CHECK(gpu_ms > 0);
+  CHECK(gpu_ms < wall_ms);
+  CHECK(tg["host_share"].get<double>() == doctest::Approx((wall_ms - gpu_ms) / wall_ms));
+
+  const Run m = run_bench("-p 0 -n 3 -r 1");
+  INFO(m.output);
+  REQUIRE(m.status == 0);
+  CHECK(std::regex_search(m.output, std::regex(R"(per decoded token: [0-9]+ dispatches, [0-9]+ barriers, 1 submission\(s\))")));
+  CHECK(std::regex_search(m.output, std::regex(R"(\ntg3: wall [0-9.]+ ms/token, GPU [0-9.]+ ms/token: host share [0-9.]+ %)")));
+}
+
 TEST_CASE("megrez-bench --load: cold and warm starts to the first token; bad uses are usage errors") {
   const Run j = run_bench("--load 1 --json");
   INFO(j.output);

@@ -5,9 +5,12 @@
 // argmax at every position.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "common/gpu_fixture.h"
 #include "engine/engine_test_util.h"
 #include "loader/reference/reference_forward.h"
+#include "runtime/vk/commands.h"
 
 using namespace megrez;
 using namespace megrez::test;
@@ -77,4 +80,77 @@ TEST_CASE_FIXTURE(GpuTest, "engine prefill matches the reference: all at once, i
     CHECK(compare_logits(step, row(all, V, t), V).relative() <= 1e-5);
   }
   CHECK(split->position() == kPrompt.size());
+}
+
+// decode_greedy submits the pass of the id it returns before returning (resident mode): fed
+// that id next, the pass is already running. Layer breaks turn chaining off, with the same
+// kernels, so the two engines must agree bit for bit through every way of leaving a chain:
+// another id than the one returned, rewind, another sequence, prefill, the end of the context.
+TEST_CASE_FIXTURE(GpuTest, "chained greedy decode gives the same tokens and logits as passes run one at a time") {
+  EngineOptions chained_options = engine_options(24);
+  EngineOptions single_options = chained_options;
+  single_options.layer_breaks = true;  // resident passes cut into parts: never chained
+  auto chained = load_engine(kTinyModelDir, chained_options);
+  auto single = load_engine(kTinyModelDir, single_options);
+  const std::span<const int32_t> prompt(kPrompt);
+
+  // Both engines get the same calls; every result must be identical.
+  auto greedy = [&](int32_t id) {
+    const int32_t a = chained->decode_greedy(id), b = single->decode_greedy(id);
+    CHECK(a == b);
+    CHECK(chained->position() == single->position());
+    return a;
+  };
+  auto same_logits = [&](const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));  // the same kernels: the same bits
+  };
+
+  same_logits(chained->prefill(prompt.first(4)), single->prefill(prompt.first(4)));
+  // The first step submits its pass and the next one's; the second finds its pass running.
+  const uint64_t submitted = record_counts().submissions;
+  const int32_t first = chained->decode_greedy(kPrompt[4]);
+  CHECK(record_counts().submissions - submitted == 2);
+  const int32_t second = chained->decode_greedy(first);
+  CHECK(record_counts().submissions - submitted == 3);
+  CHECK(single->decode_greedy(kPrompt[4]) == first);
+  CHECK(single->decode_greedy(first) == second);
+  int32_t id = second;
+  for (int i = 0; i < 5; ++i) id = greedy(id);
+  id = greedy(int32_t((id + 1) % 64));          // not the id returned: the pass ahead is dropped
+  for (int i = 0; i < 2; ++i) id = greedy(id);
+  chained->rewind(chained->position() - 2);     // rewind while a pass is ahead
+  single->rewind(single->position() - 2);
+  for (int i = 0; i < 2; ++i) id = greedy(id);
+
+  // Another sequence between two steps of a chain; sequence 0 goes on from where it was.
+  const Engine::SequenceId other_a = chained->add_sequence(), other_b = single->add_sequence();
+  chained->select_sequence(other_a);
+  single->select_sequence(other_b);
+  same_logits(chained->prefill(prompt.first(3)), single->prefill(prompt.first(3)));
+  int32_t other_id = greedy(kPrompt[3]);
+  other_id = greedy(other_id);
+  chained->select_sequence(0);
+  single->select_sequence(0);
+  id = greedy(id);
+  chained->remove_sequence(other_a);  // its pass ahead ran on its KV cache
+  single->remove_sequence(other_b);
+  id = greedy(id);
+
+  // Logits after a chain (the pass ahead is dropped), then greedy steps to the last position:
+  // the last steps have no room for a pass ahead.
+  same_logits(chained->decode(id), single->decode(id));
+  while (chained->position() < chained->context_length()) id = greedy(id);
+  CHECK(chained->position() == 24);
+  CHECK_THROWS_AS(chained->decode_greedy(id), Error);
+
+  // Both count the same work per decoded token; only the chained one times its passes.
+  CHECK(chained->stats().decode_pass.dispatches == single->stats().decode_pass.dispatches);
+  CHECK(chained->stats().decode_pass.dispatches > 0);
+  if (chained->stats().decode_gpu_tokens > 0) {  // devices with timestamps
+    CHECK(chained->stats().decode_gpu_tokens == chained->stats().decode_tokens);
+    CHECK(chained->stats().decode_gpu_seconds > 0);
+    CHECK(chained->stats().decode_gpu_seconds < chained->stats().decode_seconds);
+  }
+  CHECK(single->stats().decode_gpu_tokens == 0);
 }
