@@ -109,12 +109,17 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
          x_binding_offset % 16 == 0 && x_element % 4 == 0;
 }
 
-MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation) {
-  // Whole rows per invocation: one subgroup per workgroup (32 rows on lavapipe's 8 lanes)
-  // keeps a 1408-row matrix at 44 groups, plenty for a CPU's cores.
+uint32_t matvec_rows_per_invocation(DType weights) {
+  return weights == DType::F32 ? abi::kMatvecRowsPerInvocationF32 : abi::kMatvecRowsPerInvocation;
+}
+
+MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation, uint32_t rows_per_invocation) {
+  // Whole rows per invocation: one subgroup per workgroup (64 rows on lavapipe's 8 lanes at 8
+  // rows each) keeps a 1408-row matrix at 22 groups, plenty for a CPU's cores.
   if (per_invocation) {
+    if (rows_per_invocation == 0) throw Error("matvec_shape: the per-invocation flavour needs its rows per invocation");
     const uint32_t workgroup = fit_workgroup(caps, std::clamp(caps.subgroup_size, 4u, 64u));
-    return {workgroup, workgroup * kRowsPerInvocation};
+    return {workgroup, workgroup * rows_per_invocation};
   }
   // A few subgroups per workgroup (128 on 32-wide GPUs, 32 on lavapipe, where fewer
   // invocations per group measured faster), striding over a row's 8-weight quarters (256 of
@@ -185,7 +190,7 @@ void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   require_bytes(x, (uint64_t{p.x_offset} + p.cols) * 4, kernel, "x");
   require_bytes(y, (uint64_t{p.y_offset} + p.rows) * 4, kernel, "y");
   const bool per_invocation = kernel.ends_with("_rows");
-  const MatvecShape shape = matvec_shape(caps, per_invocation);
+  const MatvecShape shape = matvec_shape(caps, per_invocation, matvec_rows_per_invocation(weights));
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, per_invocation ? spec_1d(caps, shape.workgroup) : spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
   dispatch(cmd, pipeline, {w, x, y}, p, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
@@ -224,7 +229,7 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   require_bytes(x, (p.x_offset + checked_mul(p.tokens - 1u, p.x_stride, kernel) + p.cols) * 4, kernel, "x");
   require_bytes(y, (checked_mul(p.tokens - 1u, p.y_stride, kernel) + p.y_offset + p.rows) * 4, kernel, "y");
   if (rows) {
-    const MatvecShape shape = matvec_shape(caps, true);
+    const MatvecShape shape = matvec_shape(caps, true, kMatmulRowsPerInvocation);
     dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup)), {w, x, y}, p,
              {group_count(p.rows, shape.rows_per_group), group_count(p.tokens, kTokensPerInvocation), 1});
     return;

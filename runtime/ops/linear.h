@@ -22,11 +22,15 @@ struct DeviceCaps;
 
 struct MatvecShape {
   uint32_t workgroup = 0;       // invocations
-  uint32_t rows_per_group = 0;  // rows each workgroup computes (spec constant 4; _rows: 4 per invocation)
+  uint32_t rows_per_group = 0;  // rows each workgroup computes (spec constant 4; _rows: rows_per_invocation each)
 };
-MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false);
-// Rows one invocation of a _rows variant sums (ROWS_PER_INVOCATION in matvec_rows.comp).
-inline constexpr uint32_t kRowsPerInvocation = 4;
+// per_invocation: a _rows variant whose invocations sum rows_per_invocation rows each.
+MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false, uint32_t rows_per_invocation = 0);
+// Rows one invocation of matvec_<fmt>_rows sums (abi/matvec.h).
+uint32_t matvec_rows_per_invocation(DType weights);
+// Rows one invocation of matmul_<fmt>_rows and of the batched MoE products' _rows variants
+// sums (ROWS_PER_INVOCATION in matmul_rows.comp and moe_matmul.comp).
+inline constexpr uint32_t kMatmulRowsPerInvocation = 4;
 // Tokens one invocation of matmul_<fmt>_rows sums (TOKENS_PER_INVOCATION in matmul_rows.comp).
 inline constexpr uint32_t kTokensPerInvocation = 8;
 

@@ -63,6 +63,7 @@ Groups elementwise_groups(const DeviceCaps& caps, uint64_t count, uint32_t workg
 // striding over the rows' 8-weight quarters (256 per 2048-column row, 176 per 1408); each
 // input quarter is loaded once for all rows. 1408 rows x 6 experts = 2112 workgroups.
 constexpr uint32_t kMatvecWorkgroup = 64, kMatvecRows = 4;
+constexpr uint32_t kMoeRowsPerInvocation = 4;  // ROWS_PER_INVOCATION of moe_matvec.comp
 
 std::vector<uint32_t> parts_to_dispatch(const ExpertSlots& slots, const MoeArgs& args, const std::string& kernel) {
   require(!slots.parts.empty() && slots.slots_per_part > 0, kernel, "the slot store has no parts");
@@ -119,7 +120,7 @@ struct ProductLaunch {
 };
 ProductLaunch product_launch(const DeviceCaps& caps, const std::string& kernel, uint32_t rows) {
   if (kernel.ends_with("_rows")) {
-    const MatvecShape shape = matvec_shape(caps, true);
+    const MatvecShape shape = matvec_shape(caps, true, kMoeRowsPerInvocation);
     return {group_count(rows, shape.rows_per_group), spec_1d(caps, shape.workgroup)};
   }
   return {group_count(rows, kMatvecRows), spec_1d(caps, fit_workgroup(caps, kMatvecWorkgroup), {kMatvecRows})};
@@ -360,7 +361,7 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   require_bytes(output, floats(entries, p.rows), kernel, down ? "y" : "hidden");
   p.max_tiles = s.max_tiles;
   if (rows) {
-    const MatvecShape shape = matvec_shape(caps, true);
+    const MatvecShape shape = matvec_shape(caps, true, kMatmulRowsPerInvocation);
     const Pipeline& pipeline = cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup));
     for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
       p.part = part;
