@@ -158,7 +158,8 @@ struct Engine::Impl {
   Clock::time_point pass_start;
   // A greedy pass already submitted: token `input` of `sequence` at `position`, its id read on
   // the GPU from the argmax of the pass before. Chaining needs the GPU argmax to be all the
-  // host decides between passes: resident, no layer breaks, no stage timestamps.
+  // host decides between passes (resident, no layer breaks, no stage timestamps) and one
+  // sequence: sequences taking turns token by token (server slots) would drop every pass ahead.
   struct Ahead {
     SequenceId sequence;
     uint32_t position, slot;
@@ -193,7 +194,10 @@ struct Engine::Impl {
   // ids_from: where its ids are read (default act.ids, which the caller filled).
   uint32_t submit_resident(uint32_t position, uint32_t tokens, LogitsOut out, const BufferRange* ids_from = nullptr);
   void finish_resident(uint32_t slot, uint32_t tokens);  // waits; adds a decode pass's GPU time
-  bool can_chain() const { return !streamer && !layer_breaks && !stages; }
+  bool can_chain() const {
+    return !streamer && !layer_breaks && !stages &&
+           std::count_if(sequences.begin(), sequences.end(), [](const auto& s) { return s != nullptr; }) == 1;
+  }
   // Waits for a pass submitted ahead and forgets it: its K/V row lies past the position, so it
   // is rewritten before anything reads it.
   void settle() {
@@ -681,7 +685,7 @@ void Engine::remove_sequence(SequenceId id) {
   Impl& m = *impl_;
   if (id == 0) throw Error("sequence 0 cannot be removed", ErrorKind::InvalidArgument);
   if (id >= m.sequences.size() || !m.sequences[id]) throw Error("no sequence " + std::to_string(id), ErrorKind::InvalidArgument);
-  m.settle();  // a pass submitted ahead may write its KV cache
+  m.settle();  // no pass may still run on a KV cache being freed
   if (m.selected == id) m.select(0);
   m.stats.kv_cache_bytes -= m.sequences[id]->cache->bytes();
   m.sequences[id].reset();

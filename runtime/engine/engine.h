@@ -172,10 +172,10 @@ class Engine {
   // Feeds one token and returns the argmax of its logits (lowest id on ties), computed on the
   // GPU: greedy decoding without reading the logits back. Like sample(), it never returns an
   // id the tokenizer cannot decode (a padded embedding's extra rows).
-  // Resident mode (without layer breaks or stage timestamps) submits the pass of the returned
-  // id before it returns, reading that id on the GPU: fed back next, it is already running, so
-  // the GPU never waits for the host between tokens. Any other call first waits for that pass
-  // and forgets it (the work of one token, after the last one a caller wanted).
+  // Resident mode with one sequence (without layer breaks or stage timestamps) submits the pass
+  // of the returned id before it returns, reading that id on the GPU: fed back next, it is
+  // already running, so the GPU never waits for the host between tokens. Any other call first
+  // waits for that pass and forgets it (the work of one token, after the last one a caller wanted).
   int32_t decode_greedy(int32_t id);
 
   // Samples from `logits` with the engine's sampler (seeded from options.seed on first use

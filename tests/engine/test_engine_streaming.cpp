@@ -233,7 +233,10 @@ TEST_CASE_FIXTURE(GpuTest, "layer breaks: a resident pass submitted in parts giv
     CHECK(p2.dispatches == p1.dispatches);
     const auto moe_layers = uint32_t(one->config().num_hidden_layers - one->config().first_k_dense_replace);
     CHECK(p2.barriers == p1.barriers + moe_layers);
+    // A break is a place where streaming would cut (at most one per layer), used every
+    // stride-th time, the stride chosen from the pass time: between 1 and layers + 1 parts.
     CHECK(p2.submissions >= 1);
+    CHECK(p2.submissions <= uint32_t(one->config().num_hidden_layers) + 1);
     MESSAGE("decode pass: " << p1.dispatches << " dispatches, " << p1.barriers << " barriers; with layer breaks "
                             << p2.submissions << " submissions");
   }

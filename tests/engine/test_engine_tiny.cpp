@@ -123,17 +123,22 @@ TEST_CASE_FIXTURE(GpuTest, "chained greedy decode gives the same tokens and logi
   single->rewind(single->position() - 2);
   for (int i = 0; i < 2; ++i) id = greedy(id);
 
-  // Another sequence between two steps of a chain; sequence 0 goes on from where it was.
+  // Another sequence between two steps of a chain (two sequences: no chaining, since
+  // sequences taking turns would drop every pass ahead); sequence 0 goes on from where it was,
+  // and chains again once the other is removed.
   const Engine::SequenceId other_a = chained->add_sequence(), other_b = single->add_sequence();
   chained->select_sequence(other_a);
   single->select_sequence(other_b);
   same_logits(chained->prefill(prompt.first(3)), single->prefill(prompt.first(3)));
   int32_t other_id = greedy(kPrompt[3]);
-  other_id = greedy(other_id);
+  const uint64_t two_sequences = record_counts().submissions;
+  const int32_t unchained = chained->decode_greedy(other_id);
+  CHECK(record_counts().submissions - two_sequences == 1);  // no pass ahead
+  CHECK(single->decode_greedy(other_id) == unchained);
   chained->select_sequence(0);
   single->select_sequence(0);
   id = greedy(id);
-  chained->remove_sequence(other_a);  // its pass ahead ran on its KV cache
+  chained->remove_sequence(other_a);  // one sequence again: chaining resumes
   single->remove_sequence(other_b);
   id = greedy(id);
 
