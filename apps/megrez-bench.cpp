@@ -298,6 +298,11 @@ HostShare host_share(const BenchTest& t) {
   return h;
 }
 
+// The device's idle time between a chained pass and the one before it, ms per such pass.
+double chained_gap_ms(const BenchTest& t) {
+  return t.chained_passes ? t.chained_gap_seconds * 1e3 / double(t.chained_passes) : 0;
+}
+
 void print_host_share(const BenchTest& t, bool stages) {
   const HostShare h = host_share(t);
   if (h.gpu_ms <= 0) return;
@@ -305,6 +310,11 @@ void print_host_share(const BenchTest& t, bool stages) {
               "wake-up, read-back%s)\n",
               t.name.c_str(), fixed(h.wall_ms, 3).c_str(), fixed(h.gpu_ms, 3).c_str(), fixed(100 * h.share(), 1).c_str(),
               stages ? "; --stages passes are not chained" : "");
+  if (t.chained_passes > 0) {
+    std::printf("%s: %llu passes were submitted before the previous one ended; the device still idled %s ms "
+                "between each and the previous (timestamps): the driver's own cost per submission\n",
+                t.name.c_str(), static_cast<unsigned long long>(t.chained_passes), fixed(chained_gap_ms(t), 3).c_str());
+  }
 }
 
 json to_json(const Report& r, uint32_t reps) {
@@ -318,6 +328,10 @@ json to_json(const Report& r, uint32_t reps) {
       j["wall_ms_per_token"] = h.wall_ms;
       j["gpu_ms_per_token"] = h.gpu_ms;
       j["host_share"] = h.share();
+    }
+    if (t.chained_passes > 0) {
+      j["chained_passes"] = t.chained_passes;
+      j["chained_gap_ms_per_pass"] = chained_gap_ms(t);
     }
     if (r.streamed) j["stream"] = stream_json(t);
     tests.push_back(j);

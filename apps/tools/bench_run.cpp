@@ -83,7 +83,7 @@ std::vector<int32_t> bench_prompt(uint32_t n, int64_t vocab, uint64_t seed) {
 BenchTest bench_prompt_processing(Engine& engine, uint32_t tokens, uint32_t reps, uint64_t seed) {
   check_test(engine, tokens, reps, "prompt processing");
   const std::vector<int32_t> prompt = bench_prompt(tokens, engine.config().vocab_size, seed);
-  BenchTest t{"pp" + std::to_string(tokens), tokens, {}, {}, {}, {}, 0};
+  BenchTest t{"pp" + std::to_string(tokens), tokens, {}, {}, {}, {}, 0, 0, 0};
   engine.reset();  // warm-up: one pass of up to a chunk (page-in, first-use costs)
   engine.prefill(std::span(prompt).first(std::min(tokens, engine.prefill_chunk())));
   engine.reset_stream_stats();
@@ -106,7 +106,7 @@ BenchTest bench_prompt_processing(Engine& engine, uint32_t tokens, uint32_t reps
 BenchTest bench_text_generation(Engine& engine, uint32_t tokens, uint32_t reps, uint64_t seed) {
   check_test(engine, tokens, reps, "text generation");
   const int32_t start_id = bench_prompt(1, engine.config().vocab_size, seed)[0];
-  BenchTest t{"tg" + std::to_string(tokens), tokens, {}, {}, {}, {}, 0};
+  BenchTest t{"tg" + std::to_string(tokens), tokens, {}, {}, {}, {}, 0, 0, 0};
   engine.reset();  // warm-up: one token
   engine.decode_greedy(start_id);
   engine.reset_stream_stats();
@@ -123,6 +123,8 @@ BenchTest bench_text_generation(Engine& engine, uint32_t tokens, uint32_t reps, 
     const EngineStats& after = engine.stats();
     timed = timed && after.decode_gpu_tokens - before.decode_gpu_tokens == tokens;
     t.gpu_seconds += after.decode_gpu_seconds - before.decode_gpu_seconds;
+    t.chained_passes += after.decode_chained_passes - before.decode_chained_passes;
+    t.chained_gap_seconds += after.decode_chained_gap_seconds - before.decode_chained_gap_seconds;
   }
   if (!timed) t.gpu_seconds = 0;
   engine.reset_stage_timings();

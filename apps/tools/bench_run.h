@@ -24,6 +24,10 @@ struct BenchTest {
   // tg only: GPU time of the timed passes (EngineStats::decode_gpu_seconds), summed over
   // repetitions; 0 where the engine does not time passes.
   double gpu_seconds = 0;
+  // tg only: the timed passes submitted behind the one before, and the device's idle time
+  // between the two (EngineStats::decode_chained_gap_seconds), summed over repetitions.
+  uint64_t chained_passes = 0;
+  double chained_gap_seconds = 0;
 
   double mean_tokens_per_second() const;
   double stddev_tokens_per_second() const;  // sample standard deviation over repetitions

@@ -156,6 +156,7 @@ struct Engine::Impl {
   std::array<PassBuffer, 2> passes;
   uint32_t last_slot = 0;                 // the pass buffer (and argmax result) used last
   Clock::time_point pass_start;
+  std::optional<uint64_t> last_end_ticks;  // the last timed decode pass's end timestamp
   // A greedy pass already submitted: token `input` of `sequence` at `position`, its id read on
   // the GPU from the argmax of the pass before. Chaining needs the GPU argmax to be all the
   // host decides between passes (resident, no layer breaks, no stage timestamps) and one
@@ -193,7 +194,8 @@ struct Engine::Impl {
   // Resident: records a pass into the buffer not used last and submits it; returns its slot.
   // ids_from: where its ids are read (default act.ids, which the caller filled).
   uint32_t submit_resident(uint32_t position, uint32_t tokens, LogitsOut out, const BufferRange* ids_from = nullptr);
-  void finish_resident(uint32_t slot, uint32_t tokens);  // waits; adds a decode pass's GPU time
+  // Waits; adds a decode pass's GPU time (chained: submitted before the last one finished).
+  void finish_resident(uint32_t slot, uint32_t tokens, bool chained = false);
   bool can_chain() const {
     return !streamer && !layer_breaks && !stages &&
            std::count_if(sequences.begin(), sequences.end(), [](const auto& s) { return s != nullptr; }) == 1;
@@ -376,15 +378,25 @@ uint32_t Engine::Impl::submit_resident(uint32_t position, uint32_t tokens, Logit
   return slot;
 }
 
-void Engine::Impl::finish_resident(uint32_t slot, uint32_t tokens) {
+void Engine::Impl::finish_resident(uint32_t slot, uint32_t tokens, bool chained) {
   PassBuffer& pass = passes[slot];
   pass.cmd->wait();
   if (layer_breaks) layer_breaks->end_pass(seconds_since(pass_start));
   if (stages) stages->collect();
-  if (tokens == 1 && pass.timer && !layer_breaks) {
-    stats.decode_gpu_seconds += pass.timer->results().at(0).ms * 1e-3;
-    stats.decode_gpu_tokens += 1;
+  if (tokens != 1 || !pass.timer || layer_breaks) {
+    last_end_ticks.reset();
+    return;
   }
+  const GpuProfiler::Scope timed = pass.timer->results().at(0);
+  stats.decode_gpu_seconds += timed.ms * 1e-3;
+  stats.decode_gpu_tokens += 1;
+  if (chained && last_end_ticks) {
+    const uint32_t bits = ctx.caps().timestamp_valid_bits;
+    const uint64_t mask = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+    stats.decode_chained_gap_seconds += double((timed.begin_ticks - *last_end_ticks) & mask) * ctx.caps().timestamp_period_ns * 1e-9;
+    stats.decode_chained_passes += 1;
+  }
+  last_end_ticks = timed.end_ticks;
 }
 
 // One greedy token. Resident passes are chained: the pass of the token this one returns is
@@ -397,7 +409,8 @@ int32_t Engine::Impl::greedy_step(int32_t id) {
     return int32_t(reinterpret_cast<const uint32_t*>(act->argmax_results[last_slot].mapped)[0]);
   }
   uint32_t slot = 0;
-  if (ahead && ahead->sequence == selected && ahead->position == seq->position && ahead->input == id) {
+  const bool chained = ahead && ahead->sequence == selected && ahead->position == seq->position && ahead->input == id;
+  if (chained) {
     slot = ahead->slot;
     ahead.reset();
   } else {
@@ -413,7 +426,7 @@ int32_t Engine::Impl::greedy_step(int32_t id) {
     const uint32_t next = submit_resident(seq->position + 1, 1, LogitsOut::Argmax, &act->argmax_results[slot]);
     ahead = Ahead{selected, seq->position + 1, next, -1};
   }
-  finish_resident(slot, 1);
+  finish_resident(slot, 1, chained);
   seq->position += 1;
   const int32_t result = int32_t(reinterpret_cast<const uint32_t*>(act->argmax_results[slot].mapped)[0]);
   if (ahead) ahead->input = result;

@@ -129,6 +129,12 @@ struct EngineStats {
   // decode_seconds minus this, per token, is what the host adds to each token.
   uint64_t decode_gpu_tokens = 0;
   double decode_gpu_seconds = 0;
+  // Of the timed decode passes, those submitted while the one before still ran
+  // (decode_greedy's chaining), and the time between that one's end and their start: the
+  // device idle although the pass was waiting in its queue, i.e. the driver's own cost per
+  // submission, which the host cannot hide.
+  uint64_t decode_chained_passes = 0;
+  double decode_chained_gap_seconds = 0;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0, activation_bytes = 0;  // device memory
   uint64_t expert_cache_bytes = 0;  // streaming: the expert slots (weight_bytes excludes them)
   // The last one-token pass as recorded: kernel dispatches, pipeline barriers, queue submissions

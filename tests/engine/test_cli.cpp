@@ -354,12 +354,20 @@ TEST_CASE("megrez-bench pp/tg: the work per token, and the host's share from the
   CHECK(gpu_ms > 0);
   CHECK(gpu_ms < wall_ms);
   CHECK(tg["host_share"].get<double>() == doctest::Approx((wall_ms - gpu_ms) / wall_ms));
+  // Greedy passes chain: each repetition's first pass starts afresh, the other two were
+  // submitted while the one before ran. The device's idle time between them lies within the
+  // wall time the passes leave (one clock on lavapipe).
+  CHECK(tg["chained_passes"] == 4);
+  const double gap_ms = tg["chained_gap_ms_per_pass"].get<double>();
+  CHECK(gap_ms >= 0);
+  CHECK(gap_ms * 4 <= (wall_ms - gpu_ms) * 6 * 1.01);
 
   const Run m = run_bench("-p 0 -n 3 -r 1");
   INFO(m.output);
   REQUIRE(m.status == 0);
   CHECK(std::regex_search(m.output, std::regex(R"(per decoded token: [0-9]+ dispatches, [0-9]+ barriers, 1 submission\(s\))")));
   CHECK(std::regex_search(m.output, std::regex(R"(\ntg3: wall [0-9.]+ ms/token, GPU [0-9.]+ ms/token: host share [0-9.]+ %)")));
+  CHECK(std::regex_search(m.output, std::regex(R"(\ntg3: 2 passes were submitted before the previous one ended; the device still idled [0-9.]+ ms)")));
 }
 
 TEST_CASE("megrez-bench --load: cold and warm starts to the first token; bad uses are usage errors") {

@@ -156,6 +156,10 @@ TEST_CASE_FIXTURE(GpuTest, "chained greedy decode gives the same tokens and logi
     CHECK(chained->stats().decode_gpu_tokens == chained->stats().decode_tokens);
     CHECK(chained->stats().decode_gpu_seconds > 0);
     CHECK(chained->stats().decode_gpu_seconds < chained->stats().decode_seconds);
+    CHECK(chained->stats().decode_chained_passes > 0);
+    CHECK(chained->stats().decode_chained_passes < chained->stats().decode_gpu_tokens);  // chains start afresh
+    CHECK(chained->stats().decode_chained_gap_seconds >= 0);
   }
   CHECK(single->stats().decode_gpu_tokens == 0);
+  CHECK(single->stats().decode_chained_passes == 0);
 }
