@@ -9,7 +9,9 @@
 // of load instructions, not the bytes, so this flavour reads 16 (float formats) or 8
 // (quantized) bytes per load, lets each invocation walk whole rows (nothing to reduce across
 // invocations, no barriers), and walks ROW_STREAMS rows at once so that every x load serves
-// all of them. On a GPU the same pattern would read memory badly (neighbouring invocations a
+// all of them: x is the same for every lane, but its address depends on the loop counter, and
+// llvmpipe only loads once for all lanes where the address is built from constants and push
+// constants, so x costs per-lane loads like the weights (abi/matvec.h). On a GPU the same pattern would read memory badly (neighbouring invocations a
 // row apart), which is why DeviceCaps picks it only for CPU devices.
 //
 // ---- How to use ---------------------------------------------------------------------------
