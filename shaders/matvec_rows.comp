@@ -8,8 +8,8 @@
 #include "common/workgroup.glsl"
 #include "abi/matvec.h"
 
-#if defined(WEIGHT_F32)
-#define ROWS_PER_INVOCATION kMatvecRowsPerInvocationF32
+#if defined(WEIGHT_F32) || (defined(WEIGHT_Q8_0) && defined(ROW_WIDE))
+#define ROWS_PER_INVOCATION kMatvecRowsPerInvocationFew
 #else
 #define ROWS_PER_INVOCATION kMatvecRowsPerInvocation
 #endif

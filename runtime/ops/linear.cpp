@@ -109,8 +109,13 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
          x_binding_offset % 16 == 0 && x_element % 4 == 0;
 }
 
-uint32_t matvec_rows_per_invocation(DType weights) {
-  return weights == DType::F32 ? abi::kMatvecRowsPerInvocationF32 : abi::kMatvecRowsPerInvocation;
+bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset) {
+  return dtype_is_quantized(weights) && cols > 0 && cols % 256 == 0 && first_row_offset % 16 == 0;
+}
+
+uint32_t matvec_rows_per_invocation(DType weights, bool wide) {
+  const bool few = weights == DType::F32 || (wide && weights == DType::Q8_0);
+  return few ? abi::kMatvecRowsPerInvocationFew : abi::kMatvecRowsPerInvocation;
 }
 
 MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation, uint32_t rows_per_invocation) {
@@ -177,20 +182,27 @@ std::string embed_variant(DType table) { return std::string("embed_") + dtype_na
 
 // ---- matvec / matmul ----------------------------------------------------------------------
 
+std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
+                          uint64_t x_offset, Reduce reduce) {
+  const uint64_t first_row_offset = w_offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols);
+  const bool rows_fit = p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x_offset, p.x_offset);
+  const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
+  const bool wide = kernel.ends_with("_rows") && matvec_wide_units_fit(weights, p.cols, first_row_offset);
+  return wide ? kernel + "_wide" : kernel;
+}
+
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
                    const BufferRange& y, const abi::MatvecPush& p, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
-  const uint64_t first_row_offset = w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols);
-  const bool rows_fit =
-      p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x.offset, p.x_offset);
-  const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
+  const std::string kernel = matvec_kernel(caps, weights, p, w.offset, x.offset, reduce);
+  const bool wide = kernel.ends_with("_wide");
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (uint64_t{p.x_offset} + p.cols) * 4, kernel, "x");
   require_bytes(y, (uint64_t{p.y_offset} + p.rows) * 4, kernel, "y");
-  const bool per_invocation = kernel.ends_with("_rows");
-  const MatvecShape shape = matvec_shape(caps, per_invocation, matvec_rows_per_invocation(weights));
+  const bool per_invocation = kernel.ends_with("_rows") || wide;
+  const MatvecShape shape = matvec_shape(caps, per_invocation, matvec_rows_per_invocation(weights, wide));
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, per_invocation ? spec_1d(caps, shape.workgroup) : spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
   dispatch(cmd, pipeline, {w, x, y}, p, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));

@@ -26,8 +26,12 @@ struct MatvecShape {
 };
 // per_invocation: a _rows variant whose invocations sum rows_per_invocation rows each.
 MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false, uint32_t rows_per_invocation = 0);
-// Rows one invocation of matvec_<fmt>_rows sums (abi/matvec.h).
-uint32_t matvec_rows_per_invocation(DType weights);
+// Whether a quantized matvec's per-invocation flavour may read its rows as 16-byte units in
+// steps of 8 blocks (matvec_<q>_rows_wide): cols % 256 == 0 and the first row, at byte
+// `first_row_offset` of its buffer, on a 16-byte boundary (the rows after it then are too).
+bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset);
+// Rows one invocation of matvec_<fmt>_rows (or _rows_wide) sums (abi/matvec.h).
+uint32_t matvec_rows_per_invocation(DType weights, bool wide = false);
 // Rows one invocation of matmul_<fmt>_rows and of the batched MoE products' _rows variants
 // sums (ROWS_PER_INVOCATION in matmul_rows.comp and moe_matmul.comp).
 inline constexpr uint32_t kMatmulRowsPerInvocation = 4;
@@ -72,6 +76,11 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
 
 // Variant names: "matvec_q4_0", "matvec_q4_0_shmem" or "matvec_q4_0_rows"; `rows_fit` as above.
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);
+// The variant record_matvec launches for `p` over weights bound at byte w_offset and x at
+// x_offset: matvec_variant's choice, "_rows_wide" where a quantized _rows one fits
+// matvec_wide_units_fit.
+std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
+                          uint64_t x_offset, Reduce reduce = Reduce::Auto);
 std::string matmul_variant(DType weights, bool rows = false);
 std::string embed_variant(DType table);
 

@@ -25,9 +25,11 @@ struct MatvecPush {
 // *_rows variants of moe_matvec.comp): every load of x serves all of them, and on CPU drivers
 // the x loads cost as much as the weights' (their addresses vary with the loop, so llvmpipe
 // cannot load them once for all lanes). 8 rows measured 5-17 % faster than 4 on lavapipe for
-// f16, bf16, q8_0 and q4_0; f32, with a 16-byte weight load per 4 weights, was not, and keeps 4.
+// f16, bf16, q8_0 and q4_0. Formats whose step holds many words per row keep 4: f32 (a 16-byte
+// load per 4 weights) was not faster at 8, and q8_0 in 16-byte units (matvec_q8_0_rows_wide, 68
+// words per row and step) was faster at 4.
 const uint kMatvecRowsPerInvocation = 8;
-const uint kMatvecRowsPerInvocationF32 = 4;
+const uint kMatvecRowsPerInvocationFew = 4;
 MEGREZ_ABI_END
 
 MEGREZ_ABI_CHECK_SIZE(megrez::abi::MatvecPush, 24)

@@ -54,8 +54,9 @@ void check_matvec(Context& ctx, DType dtype, uint32_t rows, uint32_t cols, uint3
 TEST_CASE_FIXTURE(test::GpuTest, "matvec matches the fp64 reference on odd shapes, every format and flavour") {
   for (DType dtype : test::kAllFormats) {
     // Quantized rows are whole blocks; float rows may be any width (tails of 1..7 columns).
-    // 256 and 64 fit the per-invocation flavour (whole 128-column steps, whole 16-byte units).
-    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96, 256, 1056}
+    // 64, 256 and 640 fit the per-invocation flavour (whole 16-byte units; whole 128-column
+    // steps), 256 in its 16-byte quantized form (whole 256-column steps), 640 in 8-byte units.
+    const std::vector<uint32_t> widths = dtype_is_quantized(dtype) ? std::vector<uint32_t>{32, 96, 256, 640, 1056}
                                                                    : std::vector<uint32_t>{1, 35, 64, 1001};
     for (uint32_t rows : {1u, 7u, 33u, 1001u}) {
       for (uint32_t cols : widths) check_matvec(ctx, dtype, rows, cols, rows * 131 + cols);
@@ -144,6 +145,25 @@ TEST_CASE_FIXTURE(test::GpuTest, "matvec over a matrix split by rows places each
   cmd.submit_and_wait();
   const std::string mismatch = test::compare_dots(test::download_vector<float>(ctx, y), ref, 0, cols, kTolerance);
   CHECK_MESSAGE(mismatch.empty(), mismatch);
+}
+
+TEST_CASE("matvec kernel choice: quantized rows of whole 8-block steps on 16-byte boundaries read 16-byte units") {
+  DeviceCaps caps;
+  caps.cpu_device = true;  // the per-invocation flavour
+  using abi::MatvecPush;
+  CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{1408, 2048, 0, 0, 0, 0}, 0, 0) == "matvec_q4_0_rows_wide");
+  CHECK(matvec_kernel(caps, DType::Q8_0, MatvecPush{5632, 2048, 0, 0, 0, 0}, 256, 64) == "matvec_q8_0_rows_wide");
+  CHECK(matvec_kernel(caps, DType::Q8_0, MatvecPush{2048, 1408, 0, 0, 0, 0}, 0, 0) == "matvec_q8_0_rows");  // 5.5 steps
+  CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{8, 256, 0, 0, 0, 0}, 8, 0) == "matvec_q4_0_rows");       // 8-byte aligned
+  CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{8, 256, 3, 0, 0, 0}, 0, 0) == "matvec_q4_0_rows_wide");  // 3 rows of 144 bytes in
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows");        // float rows: 16-byte units already
+  CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{8, 96, 0, 0, 0, 0}, 0, 0) != "matvec_q4_0_rows_wide");   // no per-invocation flavour at all
+  // 4 rows per invocation where a step holds many words per row (f32, q8_0 in 16-byte units).
+  CHECK(matvec_rows_per_invocation(DType::F32) == 4);
+  CHECK(matvec_rows_per_invocation(DType::Q8_0, true) == 4);
+  CHECK(matvec_rows_per_invocation(DType::Q8_0) == 8);
+  CHECK(matvec_rows_per_invocation(DType::Q4_0, true) == 8);
+  CHECK(matvec_rows_per_invocation(DType::BF16) == 8);
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "matvec launcher rejects bad shapes and ranges before recording") {
