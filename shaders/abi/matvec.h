@@ -21,8 +21,8 @@ struct MatvecPush {
   uint accumulate;  // 0: y = W x; 1: y += W x (fuses a residual add)
 };
 
-// Rows one invocation of the per-invocation flavour sums (matvec_rows.comp; per matrix in the
-// *_rows variants of moe_matvec.comp): every load of x serves all of them, and on CPU drivers
+// Rows one invocation of matvec_rows.comp sums (the MoE decode products keep 4 per matrix:
+// 8 measured no faster there): every load of x serves all of them, and on CPU drivers
 // the x loads cost as much as the weights' (their addresses vary with the loop, so llvmpipe
 // cannot load them once for all lanes). 8 rows measured 5-17 % faster than 4 on lavapipe for
 // f16, bf16, q8_0 and q4_0. Formats whose step holds many words per row keep 4: f32 (a 16-byte

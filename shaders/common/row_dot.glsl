@@ -11,8 +11,9 @@
 // invocations, no barriers), and walks ROW_STREAMS rows at once so that every x load serves
 // all of them: x is the same for every lane, but its address depends on the loop counter, and
 // llvmpipe only loads once for all lanes where the address is built from constants and push
-// constants, so x costs per-lane loads like the weights (abi/matvec.h). On a GPU the same pattern would read memory badly (neighbouring invocations a
-// row apart), which is why DeviceCaps picks it only for CPU devices.
+// constants, so x costs per-lane loads like the weights (abi/matvec.h). On a GPU the same
+// pattern would read memory badly (neighbouring invocations a row apart), which is why
+// DeviceCaps picks it only for CPU devices.
 //
 // ---- How to use ---------------------------------------------------------------------------
 //   #define WEIGHT_<format>, and ROW_STREAMS n (rows walked together, a preprocessor constant)
