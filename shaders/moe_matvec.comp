@@ -25,7 +25,11 @@
 #endif
 
 #ifdef PER_INVOCATION
-#define ROWS_PER_INVOCATION 4
+#if defined(WEIGHT_Q8_0) && defined(ROW_WIDE)
+#define ROWS_PER_INVOCATION kMoeRowsPerInvocationFew
+#else
+#define ROWS_PER_INVOCATION kMoeRowsPerInvocation
+#endif
 #define ROW_STREAMS (MATRICES * ROWS_PER_INVOCATION)
 #include "common/row_dot.glsl"  // bindings 0 (weights, as units) and 1 (input, as vec4)
 #else

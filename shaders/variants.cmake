@@ -3,6 +3,24 @@
 # Reductions come in two flavours per kernel: <name> (REDUCE_SUBGROUP) and <name>_shmem
 # (REDUCE_SHMEM); the runtime picks with DeviceCaps::use_subgroup_reduce().
 
+# The per-invocation decode products (common/row_dot.glsl), for CPU drivers: <base>_rows, and
+# for quantized formats <base>_rows_wide (rows of whole 8-block steps read as 16-byte units,
+# ROW_WIDE); each also as <...>_ubo, whose input x is a uniform buffer (ROW_INPUT_UNIFORM).
+function(megrez_row_variants base fmt)
+  set(suffixes rows)
+  if(fmt MATCHES "^q")
+    list(APPEND suffixes rows_wide)
+  endif()
+  foreach(suffix ${suffixes})
+    set(defines)
+    if(suffix STREQUAL "rows_wide")
+      set(defines ROW_WIDE)
+    endif()
+    megrez_variant(NAME ${base}_${suffix} ${ARGN} ${defines})
+    megrez_variant(NAME ${base}_${suffix}_ubo ${ARGN} ${defines} ROW_INPUT_UNIFORM)
+  endforeach()
+endfunction()
+
 # Buffer copy: the bandwidth baseline and megrez-info's first self-check.
 megrez_variant(NAME copy      SOURCE copy.comp BINDINGS 2 PUSH CopyPush)
 megrez_variant(NAME copy_vec4 SOURCE copy.comp BINDINGS 2 PUSH CopyPush DEFINES COPY_VEC4)
@@ -22,13 +40,13 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
     string(TOUPPER ${mode} MODE)
     megrez_variant(NAME moe_${mode}_${fmt}       SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} REDUCE_SUBGROUP)
     megrez_variant(NAME moe_${mode}_${fmt}_shmem SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} REDUCE_SHMEM)
-    megrez_variant(NAME moe_${mode}_${fmt}_rows  SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} PER_INVOCATION)
+    megrez_row_variants(moe_${mode}_${fmt} ${fmt} SOURCE moe_matvec.comp BINDINGS 5 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} PER_INVOCATION)
     megrez_variant(NAME moe_${mode}_mm_${fmt}    SOURCE moe_matmul.comp BINDINGS 6 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT})
     megrez_variant(NAME moe_${mode}_mm_${fmt}_rows SOURCE moe_matmul.comp BINDINGS 6 PUSH MoePush ABI abi/moe.h DEFINES MOE_${MODE} WEIGHT_${FMT} PER_INVOCATION)
   endforeach()
   megrez_variant(NAME swiglu_fused_${fmt}       SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} REDUCE_SUBGROUP)
   megrez_variant(NAME swiglu_fused_${fmt}_shmem SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} REDUCE_SHMEM)
-  megrez_variant(NAME swiglu_fused_${fmt}_rows  SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} PER_INVOCATION)
+  megrez_row_variants(swiglu_fused_${fmt} ${fmt} SOURCE moe_matvec.comp BINDINGS 3 PUSH MoePush ABI abi/moe.h DEFINES SWIGLU_DIRECT WEIGHT_${FMT} PER_INVOCATION)
 endforeach()
 megrez_variant(NAME swiglu      SOURCE swiglu.comp      BINDINGS 3 PUSH SwigluPush)
 megrez_variant(NAME moe_sort    SOURCE moe_sort.comp    BINDINGS 4 PUSH MoeSortPush)
@@ -41,10 +59,7 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
   megrez_variant(NAME matvec_${fmt}       SOURCE matvec.comp BINDINGS 3 PUSH MatvecPush DEFINES WEIGHT_${FMT} REDUCE_SUBGROUP)
   megrez_variant(NAME matvec_${fmt}_shmem SOURCE matvec.comp BINDINGS 3 PUSH MatvecPush DEFINES WEIGHT_${FMT} REDUCE_SHMEM)
   # Whole rows per invocation, for CPU drivers (Reduce::PerInvocation, common/row_dot.glsl).
-  megrez_variant(NAME matvec_${fmt}_rows  SOURCE matvec_rows.comp BINDINGS 3 PUSH MatvecPush ABI abi/matvec.h DEFINES WEIGHT_${FMT})
-  if(fmt MATCHES "^q")  # quantized rows of whole 8-block steps, read as 16-byte units (ROW_WIDE)
-    megrez_variant(NAME matvec_${fmt}_rows_wide SOURCE matvec_rows.comp BINDINGS 3 PUSH MatvecPush ABI abi/matvec.h DEFINES WEIGHT_${FMT} ROW_WIDE)
-  endif()
+  megrez_row_variants(matvec_${fmt} ${fmt} SOURCE matvec_rows.comp BINDINGS 3 PUSH MatvecPush ABI abi/matvec.h DEFINES WEIGHT_${FMT})
   megrez_variant(NAME matmul_${fmt}       SOURCE matmul.comp BINDINGS 3 PUSH MatmulPush DEFINES WEIGHT_${FMT})
   megrez_variant(NAME matmul_${fmt}_rows  SOURCE matmul_rows.comp BINDINGS 3 PUSH MatmulPush ABI abi/matmul.h DEFINES WEIGHT_${FMT})
   megrez_variant(NAME embed_${fmt}        SOURCE embed.comp  BINDINGS 3 PUSH EmbedPush  DEFINES WEIGHT_${FMT})

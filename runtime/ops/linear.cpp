@@ -109,6 +109,24 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
          x_binding_offset % 16 == 0 && x_element % 4 == 0;
 }
 
+bool row_input_uniform_fit(const DeviceCaps& caps, uint64_t first, uint64_t bytes) {
+  const uint64_t alignment = std::max<uint64_t>(caps.uniform_offset_alignment, 16);
+  return bytes > 0 && first % alignment == 0 &&
+         bytes <= std::min<uint64_t>(caps.max_uniform_range, MEGREZ_ROW_INPUT_UNIFORM_BYTES);
+}
+
+bool is_uniform_input_kernel(const std::string& kernel) { return kernel.ends_with("_ubo"); }
+bool is_wide_kernel(const std::string& kernel) {
+  return kernel.ends_with("_rows_wide") || kernel.ends_with("_rows_wide_ubo");
+}
+bool is_rows_kernel(const std::string& kernel) {
+  return is_wide_kernel(kernel) || kernel.ends_with("_rows") || kernel.ends_with("_rows_ubo");
+}
+
+std::string with_uniform_input(const std::string& kernel, bool uniform_fit) {
+  return uniform_fit && is_rows_kernel(kernel) && !is_uniform_input_kernel(kernel) ? kernel + "_ubo" : kernel;
+}
+
 bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset) {
   return dtype_is_quantized(weights) && cols > 0 && cols % 256 == 0 && first_row_offset % 16 == 0;
 }
@@ -188,23 +206,30 @@ std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::Matv
   const bool rows_fit = p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x_offset, p.x_offset);
   const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
   const bool wide = kernel.ends_with("_rows") && matvec_wide_units_fit(weights, p.cols, first_row_offset);
-  return wide ? kernel + "_wide" : kernel;
+  return with_uniform_input(wide ? kernel + "_wide" : kernel,
+                            row_input_uniform_fit(caps, x_offset + uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4));
 }
 
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
                    const BufferRange& y, const abi::MatvecPush& p, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
   const std::string kernel = matvec_kernel(caps, weights, p, w.offset, x.offset, reduce);
-  const bool wide = kernel.ends_with("_wide");
+  const bool wide = is_wide_kernel(kernel);
   require(p.rows > 0, kernel, "zero rows");
   const uint64_t row_size = weight_row_bytes(weights, p.cols, w, kernel);
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (uint64_t{p.x_offset} + p.cols) * 4, kernel, "x");
   require_bytes(y, (uint64_t{p.y_offset} + p.rows) * 4, kernel, "y");
-  const bool per_invocation = kernel.ends_with("_rows") || wide;
+  const bool per_invocation = is_rows_kernel(kernel);
   const MatvecShape shape = matvec_shape(caps, per_invocation, matvec_rows_per_invocation(weights, wide));
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, per_invocation ? spec_1d(caps, shape.workgroup) : spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
+  if (is_uniform_input_kernel(kernel)) {  // bind exactly the columns read (row_input_uniform_fit)
+    abi::MatvecPush q = p;
+    q.x_offset = 0;
+    dispatch(cmd, pipeline, {w, x.slice(uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4), y}, q, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
+    return;
+  }
   dispatch(cmd, pipeline, {w, x, y}, p, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
 }
 

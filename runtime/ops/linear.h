@@ -30,6 +30,20 @@ MatvecShape matvec_shape(const DeviceCaps& caps, bool per_invocation = false, ui
 // steps of 8 blocks (matvec_<q>_rows_wide): cols % 256 == 0 and the first row, at byte
 // `first_row_offset` of its buffer, on a 16-byte boundary (the rows after it then are too).
 bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset);
+// Whether a per-invocation decode product (matvec, the MoE decode products, swiglu_fused)
+// may read its input as a uniform buffer (variants ..._rows[_wide]_ubo, ROW_INPUT_UNIFORM in
+// common/row_dot.glsl): the `bytes` it reads start at byte `first` of their buffer on a
+// minUniformBufferOffsetAlignment (and 16-byte) boundary and fit maxUniformBufferRange and
+// MEGREZ_ROW_INPUT_UNIFORM_BYTES. The launcher then binds exactly those bytes.
+bool row_input_uniform_fit(const DeviceCaps& caps, uint64_t first, uint64_t bytes);
+// `kernel` + "_ubo" where it is a per-invocation variant (..._rows, ..._rows_wide) and
+// `uniform_fit`; else `kernel`.
+std::string with_uniform_input(const std::string& kernel, bool uniform_fit);
+// Whether a variant name is a per-invocation one (..._rows, ..._rows_wide, either + "_ubo"),
+// one reading 16-byte quantized units (..._rows_wide[_ubo]), one reading x as a uniform buffer.
+bool is_rows_kernel(const std::string& kernel);
+bool is_wide_kernel(const std::string& kernel);
+bool is_uniform_input_kernel(const std::string& kernel);
 // Rows one invocation of matvec_<fmt>_rows (or _rows_wide) sums (abi/matvec.h).
 uint32_t matvec_rows_per_invocation(DType weights, bool wide = false);
 // Rows one invocation of matmul_<fmt>_rows and of the batched MoE products' _rows variants
@@ -78,7 +92,7 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);
 // The variant record_matvec launches for `p` over weights bound at byte w_offset and x at
 // x_offset: matvec_variant's choice, "_rows_wide" where a quantized _rows one fits
-// matvec_wide_units_fit.
+// matvec_wide_units_fit, either + "_ubo" where x fits row_input_uniform_fit.
 std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
                           uint64_t x_offset, Reduce reduce = Reduce::Auto);
 std::string matmul_variant(DType weights, bool rows = false);

@@ -63,7 +63,6 @@ Groups elementwise_groups(const DeviceCaps& caps, uint64_t count, uint32_t workg
 // striding over the rows' 8-weight quarters (256 per 2048-column row, 176 per 1408); each
 // input quarter is loaded once for all rows. 1408 rows x 6 experts = 2112 workgroups.
 constexpr uint32_t kMatvecWorkgroup = 64, kMatvecRows = 4;
-constexpr uint32_t kMoeRowsPerInvocation = 4;  // ROWS_PER_INVOCATION of moe_matvec.comp
 
 std::vector<uint32_t> parts_to_dispatch(const ExpertSlots& slots, const MoeArgs& args, const std::string& kernel) {
   require(!slots.parts.empty() && slots.slots_per_part > 0, kernel, "the slot store has no parts");
@@ -118,12 +117,28 @@ struct ProductLaunch {
   uint32_t groups;
   Specialization spec;
 };
-ProductLaunch product_launch(const DeviceCaps& caps, const std::string& kernel, uint32_t rows) {
-  if (kernel.ends_with("_rows")) {
-    const MatvecShape shape = matvec_shape(caps, true, kMoeRowsPerInvocation);
+ProductLaunch product_launch(const DeviceCaps& caps, const std::string& kernel, DType weights, uint32_t rows) {
+  if (is_rows_kernel(kernel)) {
+    const MatvecShape shape = matvec_shape(caps, true, moe_rows_per_invocation(weights, is_wide_kernel(kernel)));
     return {group_count(rows, shape.rows_per_group), spec_1d(caps, shape.workgroup)};
   }
   return {group_count(rows, kMatvecRows), spec_1d(caps, fit_workgroup(caps, kMatvecWorkgroup), {kMatvecRows})};
+}
+
+// The per-invocation variant `kernel` (name ending "_rows"), or its 16-byte-unit twin where
+// every matrix of every slot starts on a 16-byte boundary of whole 8-block steps; either read
+// x as a uniform buffer where the `x_bytes` read from the start of `x` fit one.
+std::string rows_kernel_for(const DeviceCaps& caps, const std::string& kernel, DType weights, uint32_t cols,
+                            std::initializer_list<uint64_t> first_row_offsets, const BufferRange& x, uint64_t x_bytes) {
+  if (!kernel.ends_with("_rows")) return kernel;
+  const bool wide = std::all_of(first_row_offsets.begin(), first_row_offsets.end(),
+                                [&](uint64_t offset) { return matvec_wide_units_fit(weights, cols, offset); });
+  return with_uniform_input(wide ? kernel + "_wide" : kernel, row_input_uniform_fit(caps, x.offset, x_bytes));
+}
+
+// The input binding a variant reads: exactly the bytes read where it is a uniform buffer.
+BufferRange input_binding(const std::string& kernel, const BufferRange& x, uint64_t x_bytes) {
+  return is_uniform_input_kernel(kernel) ? x.slice(0, x_bytes) : x;
 }
 
 void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, bool down,
@@ -131,19 +146,19 @@ void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
                           const BufferRange& output, Reduce reduce) {
   const DeviceCaps& caps = cmd.context().caps();
   const DType type = down ? slots.layout.down : slots.layout.gate_up;
-  const std::string kernel = reduce_variant(caps, std::string(down ? "moe_down_" : "moe_gate_up_") + dtype_name(type),
-                                            reduce, expert_rows_fit(slots, down, input));
+  const std::string kernel = moe_product_kernel(caps, slots, args, down, input, reduce);
   abi::MoePush p = routed_push(slots, args, down, kernel);
   const uint64_t entries = uint64_t{args.tokens} * args.top_k;
-  require_bytes(input, floats(down ? entries : args.tokens, p.cols), kernel, down ? "hidden" : "x");
+  const uint64_t input_bytes = floats(down ? entries : args.tokens, p.cols);
+  require_bytes(input, input_bytes, kernel, down ? "hidden" : "x");
   require_bytes(ids, floats(entries), kernel, "ids");
   require_bytes(slot_table, floats(args.n_experts), kernel, "slot table");
   require_bytes(output, floats(entries, p.rows), kernel, down ? "y" : "hidden");
-  const ProductLaunch launch = product_launch(caps, kernel, p.rows);
+  const ProductLaunch launch = product_launch(caps, kernel, type, p.rows);
   const Pipeline& pipeline = cmd.context().pipeline(kernel, launch.spec);
   for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
     p.part = part;
-    dispatch(cmd, pipeline, {slots.parts[part], input, ids, slot_table, output}, p,
+    dispatch(cmd, pipeline, {slots.parts[part], input_binding(kernel, input, input_bytes), ids, slot_table, output}, p,
              {args.top_k, launch.groups, args.tokens});
   }
 }
@@ -151,6 +166,25 @@ void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
 }  // namespace
 
 // ---- Decode products ----------------------------------------------------------------------
+
+uint32_t moe_rows_per_invocation(DType weights, bool wide) {
+  return wide && weights == DType::Q8_0 ? abi::kMoeRowsPerInvocationFew : abi::kMoeRowsPerInvocation;
+}
+
+std::string moe_product_kernel(const DeviceCaps& caps, const ExpertSlots& slots, const MoeArgs& args, bool down,
+                               const BufferRange& input, Reduce reduce) {
+  const ExpertSlotLayout& l = slots.layout;
+  const DType type = down ? l.down : l.gate_up;
+  const uint32_t cols = down ? l.inter : l.dim;
+  const std::string kernel = reduce_variant(caps, std::string(down ? "moe_down_" : "moe_gate_up_") + dtype_name(type),
+                                            reduce, expert_rows_fit(slots, down, input));
+  uint64_t parts_aligned = 0;  // any part off a 16-byte boundary makes this non-zero
+  for (const BufferRange& part : slots.parts) parts_aligned |= part.offset % 16;
+  const uint64_t input_rows = down ? uint64_t{args.tokens} * args.top_k : args.tokens;
+  return rows_kernel_for(caps, kernel, type, cols,
+                         {l.slot_bytes, parts_aligned, down ? l.down_offset : l.gate_offset, down ? 0 : l.up_offset},
+                         input, floats(input_rows, cols));
+}
 
 bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& input) {
   const ExpertSlotLayout& l = slots.layout;
@@ -218,7 +252,9 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
                         rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.gate_offset, x.offset) &&
                         rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.up_offset, x.offset);
   const std::string kernel =
-      reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce, rows_fit);
+      rows_kernel_for(caps, reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce, rows_fit),
+                      a.weight_type, a.dim, {weights.offset + a.gate_offset, weights.offset + a.up_offset}, x,
+                      floats(a.tokens, a.dim));
   require(a.tokens > 0 && a.inter > 0, kernel, "zero tokens or rows");
   require_cols(a.weight_type, a.dim, kernel);
   const uint32_t align = a.weight_type == DType::F32 ? 4 : 2;  // f32 rows are read as words
@@ -235,8 +271,9 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
   p.cols = a.dim;
   p.matrix_offset = a.gate_offset;
   p.up_offset = a.up_offset;
-  const ProductLaunch launch = product_launch(caps, kernel, a.inter);
-  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, x, hidden}, p, {1, launch.groups, a.tokens});
+  const ProductLaunch launch = product_launch(caps, kernel, a.weight_type, a.inter);
+  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, input_binding(kernel, x, floats(a.tokens, a.dim)), hidden},
+           p, {1, launch.groups, a.tokens});
 }
 
 // ---- Expert slots -------------------------------------------------------------------------

@@ -90,6 +90,15 @@ struct MoeArgs {
 // slot of every part starts on its 16- or 8-byte unit, the input on a vec4
 // (rows_per_invocation_fit, ops/linear.h).
 bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& input);
+// The variant record_moe_gate_up / record_moe_down launch for `args` over `input`:
+// reduce_variant's choice; "_rows_wide" (16-byte units in 8-block steps, as
+// matvec_<q>_rows_wide) for quantized rows of whole 256-column steps where the slot stride,
+// the parts and the matrices all lie on 16-byte boundaries; either + "_ubo" where the input
+// read fits row_input_uniform_fit.
+std::string moe_product_kernel(const DeviceCaps& caps, const ExpertSlots& slots, const MoeArgs& args, bool down,
+                               const BufferRange& input, Reduce reduce = Reduce::Auto);
+// Rows per matrix one invocation of the per-invocation decode products sums (abi/moe.h).
+uint32_t moe_rows_per_invocation(DType weights, bool wide);
 
 // h [T, K, inter] = silu(G_e x) * (U_e x), e = ids[t, k] via slot_table [n_experts] u32.
 void record_moe_gate_up(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, const BufferRange& x,

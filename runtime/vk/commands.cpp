@@ -160,11 +160,12 @@ void CommandBuffer::wait() {
 void CommandBuffer::add_descriptor_pool() {
   // Sized for a typical forward pass worth of dispatches; more pools are added on demand.
   constexpr uint32_t kSets = 256;
-  VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * 8};
+  const VkDescriptorPoolSize sizes[] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * 8},
+                                        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSets}};
   auto info = vk_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
   info.maxSets = kSets;
-  info.poolSizeCount = 1;
-  info.pPoolSizes = &size;
+  info.poolSizeCount = 2;
+  info.pPoolSizes = sizes;
   VkDescriptorPool pool = VK_NULL_HANDLE;
   vk_check(vkCreateDescriptorPool(ctx_.device(), &info, nullptr, &pool), "vkCreateDescriptorPool");
   descriptor_pools_.push_back(pool);

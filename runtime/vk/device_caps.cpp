@@ -40,6 +40,8 @@ DeviceCaps caps_from_device(const DeviceInfo& info, uint32_t compute_family) {
   DeviceCaps caps;
   caps.max_storage_range = limits.maxStorageBufferRange;
   caps.storage_offset_alignment = limits.minStorageBufferOffsetAlignment;
+  caps.max_uniform_range = limits.maxUniformBufferRange;
+  caps.uniform_offset_alignment = limits.minUniformBufferOffsetAlignment;
   caps.max_allocation_size = info.props11.maxMemoryAllocationSize;
   caps.max_shared_memory = limits.maxComputeSharedMemorySize;
   caps.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
@@ -155,7 +157,8 @@ struct ProfileReader {
 };
 
 const char* const kKnownKeys[] = {
-    "name", "description", "max_storage_range", "storage_offset_alignment",
+    "name", "description", "max_storage_range", "storage_offset_alignment", "max_uniform_range",
+    "uniform_offset_alignment",
     "max_allocation_size", "max_shared_memory", "max_workgroup_invocations",
     "max_workgroup_size", "max_workgroup_count", "max_push_constants", "subgroup_arithmetic",
     "subgroup_shuffle", "subgroup_size_control", "fp16_arithmetic", "int8_arithmetic",
@@ -181,6 +184,8 @@ void apply_profile_json(DeviceCaps& caps, const std::string& json_text, const st
   ProfileReader r{doc, origin};
   r.lower("max_storage_range", capped.max_storage_range);
   r.raise_alignment("storage_offset_alignment", capped.storage_offset_alignment);
+  r.lower("max_uniform_range", capped.max_uniform_range);
+  r.raise_alignment("uniform_offset_alignment", capped.uniform_offset_alignment);
   r.lower("max_allocation_size", capped.max_allocation_size);
   r.lower("max_shared_memory", capped.max_shared_memory);
   r.lower("max_workgroup_invocations", capped.max_workgroup_invocations);

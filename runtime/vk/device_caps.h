@@ -19,6 +19,8 @@ struct DeviceCaps {
   // Limits (bytes unless noted).
   uint64_t max_storage_range = 0;         // maxStorageBufferRange: largest single binding
   uint64_t storage_offset_alignment = 0;  // minStorageBufferOffsetAlignment
+  uint64_t max_uniform_range = 0;         // maxUniformBufferRange
+  uint64_t uniform_offset_alignment = 0;  // minUniformBufferOffsetAlignment
   uint64_t max_allocation_size = 0;       // maxMemoryAllocationSize
   uint32_t max_shared_memory = 0;         // maxComputeSharedMemorySize
   uint32_t max_workgroup_invocations = 0;

@@ -25,6 +25,17 @@ static void check_dispatch(const Context& ctx, const Pipeline& p, std::span<cons
     const BufferRange& b = bindings[i];
     const std::string binding = "binding " + std::to_string(i) + ": ";
     if (b.buffer == VK_NULL_HANDLE || b.size == 0) throw Error(where + binding + "empty buffer range");
+    if ((p.uniform_bindings >> i) & 1u) {
+      if (b.size > caps.max_uniform_range) {
+        throw Error(where + binding + format_bytes(b.size) + " exceeds maxUniformBufferRange " +
+                    format_bytes(caps.max_uniform_range));
+      }
+      if (b.offset % caps.uniform_offset_alignment != 0) {
+        throw Error(where + binding + "offset " + std::to_string(b.offset) + " is not a multiple of " +
+                    std::to_string(caps.uniform_offset_alignment) + " (minUniformBufferOffsetAlignment)");
+      }
+      continue;
+    }
     if (b.size > caps.max_storage_range) {
       throw Error(where + binding + format_bytes(b.size) + " exceeds maxStorageBufferRange " +
                   format_bytes(caps.max_storage_range) + " (split the tensor: Arena::allocate_split)");
@@ -60,7 +71,7 @@ void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange
     writes[i] = vk_struct<VkWriteDescriptorSet>(VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET);
     writes[i].dstBinding = i;
     writes[i].descriptorCount = 1;
-    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    writes[i].descriptorType = binding_descriptor_type(p.uniform_bindings, i);
     writes[i].pBufferInfo = &infos[i];
   }
   vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);

@@ -55,12 +55,12 @@ const Pipeline& PipelineRegistry::get(std::string_view name, const Specializatio
   return result;
 }
 
-VkDescriptorSetLayout PipelineRegistry::set_layout(uint32_t bindings, bool push) {
-  auto it = set_layouts_.find({bindings, push});
+VkDescriptorSetLayout PipelineRegistry::set_layout(uint32_t bindings, uint32_t uniform_bindings, bool push) {
+  auto it = set_layouts_.find({bindings, uniform_bindings, push});
   if (it != set_layouts_.end()) return it->second;
   std::vector<VkDescriptorSetLayoutBinding> entries(bindings);
   for (uint32_t i = 0; i < bindings; ++i) {
-    entries[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    entries[i] = {i, binding_descriptor_type(uniform_bindings, i), 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
   }
   auto info = vk_struct<VkDescriptorSetLayoutCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO);
   info.flags = push ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0;
@@ -68,11 +68,12 @@ VkDescriptorSetLayout PipelineRegistry::set_layout(uint32_t bindings, bool push)
   info.pBindings = entries.data();
   VkDescriptorSetLayout layout = VK_NULL_HANDLE;
   vk_check(vkCreateDescriptorSetLayout(ctx_.device(), &info, nullptr, &layout), "vkCreateDescriptorSetLayout");
-  set_layouts_[{bindings, push}] = layout;
+  set_layouts_[{bindings, uniform_bindings, push}] = layout;
   return layout;
 }
 
-static void check_against_reflection(const EmbeddedShader& shader) {
+// Returns the module's uniform-buffer bindings (a mask).
+static uint32_t check_against_reflection(const EmbeddedShader& shader) {
   const ShaderReflection r = reflect_spirv({shader.words, shader.word_count}, shader.name);
   for (uint32_t i = 0; i < r.bindings.size(); ++i) {
     if (r.bindings[i] != i) {
@@ -89,6 +90,7 @@ static void check_against_reflection(const EmbeddedShader& shader) {
                 std::to_string(shader.push_size) + " bytes but " + shader.source + "'s block is " +
                 std::to_string(r.push_size));
   }
+  return r.uniform_bindings;
 }
 
 static void check_workgroup(const DeviceCaps& caps, const std::string& name, const Specialization& spec) {
@@ -110,7 +112,7 @@ static void check_workgroup(const DeviceCaps& caps, const std::string& name, con
 
 std::unique_ptr<Pipeline> PipelineRegistry::build(const EmbeddedShader& shader, const Specialization& spec) {
   const DeviceCaps& caps = ctx_.caps();
-  check_against_reflection(shader);
+  const uint32_t uniform_bindings = check_against_reflection(shader);
   check_workgroup(caps, shader.name, spec);
   if (shader.push_size > caps.max_push_constants) {
     throw Error("shader " + std::string(shader.name) + ": " + std::to_string(shader.push_size) +
@@ -122,7 +124,8 @@ std::unique_ptr<Pipeline> PipelineRegistry::build(const EmbeddedShader& shader, 
   p->bindings = shader.bindings;
   p->push_size = shader.push_size;
   p->push_descriptors = caps.push_descriptors && shader.bindings <= caps.max_push_descriptors;
-  p->set_layout = set_layout(shader.bindings, p->push_descriptors);
+  p->uniform_bindings = uniform_bindings;
+  p->set_layout = set_layout(shader.bindings, uniform_bindings, p->push_descriptors);
 
   VkPushConstantRange push{VK_SHADER_STAGE_COMPUTE_BIT, 0, shader.push_size};
   auto layout_info = vk_struct<VkPipelineLayoutCreateInfo>(VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO);

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "runtime/vk/vk_check.h"
@@ -24,10 +25,16 @@ struct Specialization {
   auto operator<=>(const Specialization&) const = default;
 };
 
+// The descriptor type of binding `b` for a pipeline's uniform-binding mask.
+inline VkDescriptorType binding_descriptor_type(uint32_t uniform_bindings, uint32_t b) {
+  return (uniform_bindings >> b) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 struct Pipeline {
   std::string name;
   Specialization spec;
-  uint32_t bindings = 0;         // storage buffers at set 0, bindings 0..bindings-1
+  uint32_t bindings = 0;         // buffers at set 0, bindings 0..bindings-1
+  uint32_t uniform_bindings = 0; // bit b: binding b is a uniform buffer (else storage), from reflection
   uint32_t push_size = 0;        // bytes of the ABI push-constant struct
   bool push_descriptors = false; // descriptors recorded with vkCmdPushDescriptorSetKHR
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
@@ -60,7 +67,7 @@ class PipelineRegistry {
   size_t cache_loaded_bytes() const { return cache_loaded_bytes_; }
 
  private:
-  VkDescriptorSetLayout set_layout(uint32_t bindings, bool push);
+  VkDescriptorSetLayout set_layout(uint32_t bindings, uint32_t uniform_bindings, bool push);
   std::unique_ptr<Pipeline> build(const EmbeddedShader& shader, const Specialization& spec);
   void load_cache();
 
@@ -71,7 +78,7 @@ class PipelineRegistry {
   bool cache_dirty_ = false;
   VkPipelineCache cache_ = VK_NULL_HANDLE;
   mutable std::mutex mutex_;
-  std::map<std::pair<uint32_t, bool>, VkDescriptorSetLayout> set_layouts_;
+  std::map<std::tuple<uint32_t, uint32_t, bool>, VkDescriptorSetLayout> set_layouts_;
   std::map<std::pair<std::string, Specialization>, std::unique_ptr<Pipeline>, std::less<>> pipelines_;
 };
 

@@ -105,14 +105,17 @@ ShaderReflection reflect_spirv(std::span<const uint32_t> words, const std::strin
     if (storage == StoragePushConstant) {
       const auto& pointer = r.type(pointer_type);
       out.push_size = static_cast<uint32_t>(r.size_of(pointer.at(3)));
-    } else if (storage == StorageStorageBuffer) {
+    } else if (storage == StorageStorageBuffer || storage == StorageUniform) {
+      // Uniform: a uniform buffer (glslang writes storage buffers as StorageBuffer for Vulkan 1.1+).
       auto set = m.set.find(id);
       auto binding = m.binding.find(id);
-      if (set == m.set.end() || binding == m.binding.end()) r.fail("storage buffer without set/binding");
+      if (set == m.set.end() || binding == m.binding.end()) r.fail("buffer without set/binding");
       if (set->second != 0) r.fail("uses descriptor set " + std::to_string(set->second) + "; the ABI allows set 0 only");
+      if (binding->second >= 32) r.fail("binding " + std::to_string(binding->second) + " past 31");
       out.bindings.push_back(binding->second);
-    } else if (storage == StorageUniform || storage == StorageUniformConstant) {
-      r.fail("declares a uniform buffer, image or sampler; the ABI allows storage buffers only");
+      if (storage == StorageUniform) out.uniform_bindings |= 1u << binding->second;
+    } else if (storage == StorageUniformConstant) {
+      r.fail("declares an image or sampler; the ABI allows storage and uniform buffers only");
     }
   }
   std::sort(out.bindings.begin(), out.bindings.end());

@@ -9,12 +9,14 @@
 namespace megrez {
 
 struct ShaderReflection {
-  std::vector<uint32_t> bindings;  // storage-buffer bindings in descriptor set 0, sorted
+  std::vector<uint32_t> bindings;  // buffer bindings in descriptor set 0, sorted
+  uint32_t uniform_bindings = 0;   // bit b set: binding b is a uniform buffer, else a storage buffer
   uint32_t push_size = 0;          // bytes of the push-constant block (0: none)
 };
 
 // Throws megrez::Error (naming `name`) on malformed SPIR-V, descriptor sets other than 0,
-// or descriptor kinds other than storage buffers (the shader ABI allows nothing else).
+// bindings past 31, or descriptor kinds other than storage and uniform buffers (the shader
+// ABI allows nothing else).
 ShaderReflection reflect_spirv(std::span<const uint32_t> words, const std::string& name);
 
 }  // namespace megrez

@@ -49,6 +49,13 @@ struct MoePush {
   uint slots_per_part;  // slots in every part (>= 1)
   uint max_tiles;       // batched: tile records available (= workgroups in y)
 };
+
+// Rows per matrix that one invocation of the per-invocation decode variants (moe_*_rows,
+// swiglu_fused_*_rows; common/row_dot.glsl) sums: the gate/up modes walk twice as many rows,
+// gate's and up's. 8 measured no faster than 4. q8_0 read in 16-byte units (*_rows_wide)
+// holds 68 words per row and step, so it keeps fewer rows in flight.
+const uint kMoeRowsPerInvocation = 4;
+const uint kMoeRowsPerInvocationFew = 2;
 MEGREZ_ABI_END
 
 MEGREZ_ABI_CHECK_SIZE(megrez::abi::MoePush, 44)

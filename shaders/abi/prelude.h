@@ -29,6 +29,10 @@
 #define MEGREZ_ABI_CHECK_OFFSET(T, member, bytes)
 #endif
 
+// The largest input (x) the per-invocation decode products' *_ubo variants bind as a uniform
+// buffer (common/row_dot.glsl); the host also keeps it within maxUniformBufferRange.
+#define MEGREZ_ROW_INPUT_UNIFORM_BYTES 65536
+
 // Specialization constant ids shared by every shader (set by the pipeline registry):
 // ids 0..2 are the workgroup size (layout(local_size_x_id = 0, ...)), 3 is the subgroup size
 // the host chose the kernel for, 4.. are the kernel's own tile shape.

@@ -64,6 +64,21 @@ TEST_CASE_FIXTURE(test::GpuTest, "matvec matches the fp64 reference on odd shape
   }
 }
 
+TEST_CASE_FIXTURE(test::GpuTest, "matvec with an x too long for a uniform buffer reads it as a storage buffer") {
+  // Over 16384 columns x exceeds 64 KiB (MEGREZ_ROW_INPUT_UNIFORM_BYTES), so the per-invocation
+  // flavour runs its storage-buffer variants (..._rows, ..._rows_wide) instead of ..._ubo.
+  for (DType dtype : test::kAllFormats) {
+    const std::vector<uint32_t> widths =
+        dtype_is_quantized(dtype) ? std::vector<uint32_t>{16512, 16640} : std::vector<uint32_t>{16392};
+    for (uint32_t cols : widths) {
+      const std::string kernel = matvec_kernel(ctx.caps(), dtype, abi::MatvecPush{7, cols, 0, 0, 0, 0}, 0, 0);
+      CAPTURE(kernel);
+      if (ctx.caps().sum_rows_per_invocation()) CHECK((kernel.ends_with("_rows") || kernel.ends_with("_rows_wide")));
+      check_matvec(ctx, dtype, 7, cols, cols);
+    }
+  }
+}
+
 TEST_CASE_FIXTURE(test::GpuTest, "matvec matches the fp64 reference at the Megrez2 sizes") {
   // [out, in]: expert gate/up, expert down, shared expert gate/up, its down, dense layer 0.
   const uint32_t shapes[][2] = {{1408, 2048}, {2048, 1408}, {5632, 2048}, {2048, 5632}, {10944, 2048}};
@@ -158,6 +173,22 @@ TEST_CASE("matvec kernel choice: quantized rows of whole 8-block steps on 16-byt
   CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{8, 256, 3, 0, 0, 0}, 0, 0) == "matvec_q4_0_rows_wide");  // 3 rows of 144 bytes in
   CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows");        // float rows: 16-byte units already
   CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{8, 96, 0, 0, 0, 0}, 0, 0) != "matvec_q4_0_rows_wide");   // no per-invocation flavour at all
+  // x as a uniform buffer where the columns read start on the device's uniform alignment and
+  // fit its range (and 64 KiB).
+  caps.max_uniform_range = 65536;
+  caps.uniform_offset_alignment = 64;
+  CHECK(matvec_kernel(caps, DType::Q4_0, MatvecPush{1408, 2048, 0, 0, 0, 0}, 0, 0) == "matvec_q4_0_rows_wide_ubo");
+  CHECK(matvec_kernel(caps, DType::Q8_0, MatvecPush{2048, 1408, 0, 0, 0, 0}, 0, 0) == "matvec_q8_0_rows_ubo");
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 16, 0, 0}, 0, 0) == "matvec_f16_rows_ubo");   // byte 64
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 4, 0, 0}, 0, 0) == "matvec_f16_rows");        // byte 16
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 0, 0, 0}, 0, 32) == "matvec_f16_rows");       // binding at 32
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 16384, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows_ubo");   // 64 KiB
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 16392, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows");       // past it
+  caps.max_uniform_range = 16384;
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 4096, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows_ubo");
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 4104, 0, 0, 0, 0}, 0, 0) == "matvec_f16_rows");
+  caps.cpu_device = false;  // only the per-invocation variants have uniform twins
+  CHECK(matvec_kernel(caps, DType::F16, MatvecPush{8, 2048, 0, 0, 0, 0}, 0, 0) == "matvec_f16_shmem");
   // 4 rows per invocation where a step holds many words per row (f32, q8_0 in 16-byte units).
   CHECK(matvec_rows_per_invocation(DType::F32) == 4);
   CHECK(matvec_rows_per_invocation(DType::Q8_0, true) == 4);

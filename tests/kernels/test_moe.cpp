@@ -87,11 +87,51 @@ void check_decode_flavours(Context& ctx, bool batched) {
       check_against_cpu(p, test::run_moe(ctx, p, MoePath::Decode, test::identity_placement(p), {}, reduce));
       // The batched kernels: tiled for the reduction flavours, per-invocation for PerInvocation.
       if (batched) check_against_cpu(p, test::run_moe(ctx, p, MoePath::Batched, test::identity_placement(p), {}, reduce));
+      if (reduce == Reduce::PerInvocation) {
+        // 70 tokens of 256 floats are 70 KiB of x: over a uniform buffer's 64 KiB, so the
+        // storage-buffer twins (..._rows_wide for gate/up, ..._rows for down) run.
+        const test::MoeProblem many = test::make_moe_problem(dtype, dtype, dim, inter, 8, 3, 70, 8, 32);
+        check_against_cpu(many, test::run_moe(ctx, many, MoePath::Decode, test::identity_placement(many), {}, reduce));
+      }
     }
   }
 }
 
 }  // namespace
+
+TEST_CASE("moe decode kernel choice: 16-byte units and a uniform-buffer x where they fit") {
+  DeviceCaps caps;
+  caps.cpu_device = true;  // the per-invocation flavour
+  caps.max_uniform_range = 65536;
+  caps.uniform_offset_alignment = 16;
+  const ExpertSlotLayout layout = expert_slot_layout(DType::Q8_0, DType::Q8_0, 2048, 1408);
+  const ExpertSlots slots{layout, 4, {BufferRange{VK_NULL_HANDLE, 0, 4ull * layout.slot_bytes}}};
+  const BufferRange x{VK_NULL_HANDLE, 256, 1 << 20};
+  const MoeArgs one{1, 6, 64, {}};
+  // Gate/up: 2048 columns = 8 whole 8-block steps, every matrix on 16 bytes; x 8 KiB.
+  CHECK(moe_product_kernel(caps, slots, one, false, x) == "moe_gate_up_q8_0_rows_wide_ubo");
+  // Down: 1408 columns (5.5 steps) stay in 8-byte units; its input is 6 x 1408 floats (33 KiB).
+  CHECK(moe_product_kernel(caps, slots, one, true, x) == "moe_down_q8_0_rows_ubo");
+  // Three tokens' hidden rows (99 KiB) are past 64 KiB.
+  CHECK(moe_product_kernel(caps, slots, MoeArgs{3, 6, 64, {}}, true, x) == "moe_down_q8_0_rows");
+  // x off the device's uniform alignment.
+  caps.uniform_offset_alignment = 64;
+  CHECK(moe_product_kernel(caps, slots, one, false, x) == "moe_gate_up_q8_0_rows_wide_ubo");
+  CHECK(moe_product_kernel(caps, slots, one, false, BufferRange{VK_NULL_HANDLE, 256 + 32, 1 << 20}) ==
+        "moe_gate_up_q8_0_rows_wide");
+  // A part on an 8-byte boundary only: 8-byte units.
+  const ExpertSlots shifted{layout, 4, {BufferRange{VK_NULL_HANDLE, 8, 4ull * layout.slot_bytes}}};
+  CHECK(moe_product_kernel(caps, shifted, one, false, x) == "moe_gate_up_q8_0_rows_ubo");
+  // Float rows are 16-byte units already; q8_0 in 16-byte units keeps fewer rows in flight.
+  const ExpertSlotLayout f16 = expert_slot_layout(DType::F16, DType::F16, 2048, 1408);
+  CHECK(moe_product_kernel(caps, ExpertSlots{f16, 1, {BufferRange{VK_NULL_HANDLE, 0, f16.slot_bytes}}}, one, false, x) ==
+        "moe_gate_up_f16_rows_ubo");
+  CHECK(moe_rows_per_invocation(DType::Q8_0, true) == 2);
+  CHECK(moe_rows_per_invocation(DType::Q8_0, false) == 4);
+  CHECK(moe_rows_per_invocation(DType::Q4_0, true) == 4);
+  caps.cpu_device = false;
+  CHECK(moe_product_kernel(caps, slots, one, false, x) == "moe_gate_up_q8_0_shmem");
+}
 
 TEST_CASE_FIXTURE(test::GpuTest, "moe decode and batched: every flavour matches the CPU") {
   check_decode_flavours(ctx, true);

@@ -2,11 +2,14 @@
 // the on-disk pipeline cache.
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
+#include "runtime/vk/dispatch.h"
 #include "runtime/vk/embedded_shaders.h"
 #include "runtime/vk/pipelines.h"
 #include "runtime/vk/spirv_reflect.h"
 #include "runtime_test_util.h"
+#include "shaders/abi/matvec.h"
 
 using namespace megrez;
 
@@ -20,6 +23,9 @@ TEST_CASE("every embedded module matches its variant-table row") {
     CHECK(r.bindings.size() == shader.bindings);
     for (uint32_t i = 0; i < r.bindings.size(); ++i) CHECK(r.bindings[i] == i);
     CHECK(r.push_size == shader.push_size);
+    // Only the *_ubo variants read a uniform buffer, and only as their input x (binding 1).
+    const bool ubo = std::string_view(shader.name).ends_with("_ubo");
+    CHECK(r.uniform_bindings == (ubo ? 2u : 0u));
     CHECK(find_embedded_shader(shader.name) == &shader);
   }
   CHECK(find_embedded_shader("no_such_variant") == nullptr);
@@ -29,6 +35,27 @@ TEST_CASE("every embedded module matches its variant-table row") {
   CHECK(copy->bindings == 2);
   CHECK(copy->push_size == 4);
   CHECK(std::string(copy->source) == "copy.comp");
+  for (const char* name : {"matvec_q8_0_rows_ubo", "matvec_q4_0_rows_wide_ubo", "moe_gate_up_q8_0_rows_wide_ubo",
+                           "moe_down_f16_rows_ubo", "swiglu_fused_bf16_rows_ubo"}) {
+    CAPTURE(name);
+    CHECK(find_embedded_shader(name) != nullptr);
+  }
+}
+
+TEST_CASE_FIXTURE(test::GpuTest, "a variant's uniform-buffer binding gets a uniform descriptor and its limits") {
+  const Pipeline& p = ctx.pipeline("matvec_f32_rows_ubo", {{8, 1, 1}, {ctx.caps().subgroup_size}});
+  CHECK(p.uniform_bindings == 2u);
+  CHECK(binding_descriptor_type(p.uniform_bindings, 0) == VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
+  CHECK(binding_descriptor_type(p.uniform_bindings, 1) == VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER);
+  CHECK(ctx.pipeline("matvec_f32_rows", {{8, 1, 1}, {ctx.caps().subgroup_size}}).uniform_bindings == 0u);
+  // dispatch() holds a uniform binding to maxUniformBufferRange, not the storage limit.
+  Arena arena(ctx, "ubo-test", MemoryUse::Device, 1 << 20);
+  const BufferRange w = arena.allocate(64), y = arena.allocate(64);
+  const BufferRange too_big = arena.allocate(ctx.caps().max_uniform_range + 16);
+  CommandBuffer cmd(ctx);
+  cmd.begin();
+  CHECK_THROWS_WITH_AS(dispatch(cmd, p, {w, too_big, y}, abi::MatvecPush{1, 4, 0, 0, 0, 0}, {1}),
+                       doctest::Contains("exceeds maxUniformBufferRange"), Error);
 }
 
 TEST_CASE("reflection rejects malformed modules") {
