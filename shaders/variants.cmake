@@ -50,6 +50,7 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
 endforeach()
 megrez_variant(NAME swiglu      SOURCE swiglu.comp      BINDINGS 3 PUSH SwigluPush)
 megrez_variant(NAME moe_sort    SOURCE moe_sort.comp    BINDINGS 4 PUSH MoeSortPush)
+megrez_variant(NAME moe_part_args SOURCE moe_part_args.comp BINDINGS 3 PUSH MoePartArgsPush)
 megrez_variant(NAME moe_combine SOURCE moe_combine.comp BINDINGS 4 PUSH MoeCombinePush)
 
 # Dense linear algebra (helper "linear"): matvec (decode), matmul (prefill), embedding

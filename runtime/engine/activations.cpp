@@ -38,6 +38,8 @@ std::vector<std::pair<BufferRange Activations::*, uint64_t>> device_buffers(cons
       {&Activations::route_ids_odd, T * K * 4},
       {&Activations::route_w_even, T * K * 4},
       {&Activations::route_w_odd, T * K * 4},
+      {&Activations::part_args_even, moe_part_args_bytes(E)},  // a part holds at least one expert
+      {&Activations::part_args_odd, moe_part_args_bytes(E)},
       {&Activations::route_scores, T * E * 4},
       {&Activations::expert_h, T * K * I * 4},
       {&Activations::expert_y, T * K * D * 4},

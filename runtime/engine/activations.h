@@ -34,6 +34,9 @@ struct Activations {
   // alternate between two buffers by layer parity too.
   const BufferRange& route_ids(int64_t layer) const { return layer % 2 == 0 ? route_ids_even : route_ids_odd; }
   const BufferRange& route_w(int64_t layer) const { return layer % 2 == 0 ? route_w_even : route_w_odd; }
+  // Resident decode over slot stores of several parts: the experts' indirect workgroup counts
+  // (record_moe_part_args), written with the ids one layer ahead.
+  const BufferRange& part_args(int64_t layer) const { return layer % 2 == 0 ? part_args_even : part_args_odd; }
   // Where the host reads a layer's ids (streaming): route_ids itself on unified memory.
   const BufferRange& route_ids_host(int64_t layer) const {
     return layer % 2 == 0 ? route_ids_host_even : route_ids_host_odd;
@@ -55,6 +58,7 @@ struct Activations {
   BufferRange mlp_out;      // f32 [T, D]       dense MLP or shared-expert output
   BufferRange route_ids_even, route_ids_odd;  // u32 [T, K]  the router's expert ids (route_ids())
   BufferRange route_w_even, route_w_odd;      // f32 [T, K]  their weights (route_w())
+  BufferRange part_args_even, part_args_odd;  // u32 [parts <= E][6] (part_args())
   BufferRange route_scores; // f32 [T, E]       sigmoid scores
   BufferRange expert_h;     // f32 [T, K, I]    silu(gate_e x) * (up_e x) per (token, choice)
   BufferRange expert_y;     // f32 [T, K, D]    down_e expert_h

@@ -153,7 +153,7 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
     if (next_routed) {
       const DeviceLayer& next = model_.layers[size_t(i + 1)];
       stage("router", bytes_of(next.router) + bytes_of(next.router_bias));
-      route(*cmd, i + 1, h2, T, feed && feed->reads_ids());                           sync(*cmd);
+      route(*cmd, i + 1, h2, T, feed && feed->reads_ids(), !feed);                    sync(*cmd);
     }
     if (feed && (next_routed || c_.is_moe_layer(i))) cut(next_routed ? i + 1 : -1);
     if (!c_.is_moe_layer(i)) {
@@ -173,14 +173,14 @@ CommandBuffer& Forward::record(CommandBuffer& first, uint32_t pos0, uint32_t T, 
         bool recorded = false;
         feed->routed_experts(i, T,
                              [&](const ExpertSlots& slots, const BufferRange& table, const std::vector<uint32_t>& parts) {
-                               routed_experts(*cmd, i, slots, table, parts, h2, T);
+                               routed_experts(*cmd, i, slots, table, parts, h2, T, false);
                                sync(*cmd);
                                recorded = true;
                              },
                              [&] { cut(-1); });
         if (!recorded) sync(*cmd);  // no expert ran: the shared gate/up still needs its barrier
       } else {
-        routed_experts(*cmd, i, pool.slots, pool.slot_table, {}, h2, T);
+        routed_experts(*cmd, i, pool.slots, pool.slot_table, {}, h2, T, indirect_experts(i, T));
       }
       // (the experts' barriers have ordered the shared gate/up product before its down)
       stage("shared MLP");
@@ -283,7 +283,12 @@ void Forward::attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32
 
 // Layer `layer`'s router on `pre_gate` -> its ids and weights (act.route_ids / route_w of the
 // layer's parity). to_host: the host reads the ids after this submission (streaming).
-void Forward::route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host) const {
+bool Forward::indirect_experts(int64_t layer, uint32_t T) const {
+  return T == 1 && model_.pools[size_t(model_.layers[size_t(layer)].pool)].slots.parts.size() > 1;
+}
+
+void Forward::route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host,
+                    bool resident) const {
   const DeviceLayer& l = model_.layers[size_t(layer)];
   const RouterArgs args{l.router.dtype,          T,
                         uint32_t(c_.hidden_size),    uint32_t(c_.n_routed_experts),
@@ -293,6 +298,14 @@ void Forward::route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_ga
   const BufferRange& ids = act_.route_ids(layer);
   record_router(cmd, args, pre_gate, l.router.range, l.router_bias.range, ids, act_.route_w(layer),
                 act_.route_scores);
+  if (resident && indirect_experts(layer, T)) {
+    // Which parts of the store the chosen experts are in, a layer before their products run
+    // (the barriers in between order it before their indirect dispatches).
+    const DeviceExpertPool& pool = model_.pools[size_t(l.pool)];
+    barrier_compute_to_compute(cmd);
+    record_moe_part_args(cmd, pool.slots, MoeArgs{T, args.top_k, pool.n_experts, {}}, ids, pool.slot_table,
+                         act_.h2(layer), act_.expert_h, act_.part_args(layer));
+  }
   if (!to_host) return;
   const BufferRange& host = act_.route_ids_host(layer);
   if (host.buffer != ids.buffer) {
@@ -305,9 +318,11 @@ void Forward::route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_ga
 // expert_y [T, K, D] = the chosen experts of every token applied to x (unweighted); experts
 // absent from `table` are skipped (their rows are left as they are).
 void Forward::routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlots& slots, const BufferRange& table,
-                             const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T) const {
+                             const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T,
+                             bool indirect) const {
   const DeviceExpertPool& pool = model_.pools[size_t(model_.layers[size_t(layer)].pool)];
-  const MoeArgs args{T, uint32_t(c_.num_experts_per_tok), pool.n_experts, parts};
+  MoeArgs args{T, uint32_t(c_.num_experts_per_tok), pool.n_experts, parts};
+  if (indirect) args.indirect = act_.part_args(layer);
   const BufferRange& ids = act_.route_ids(layer);
   if (T == 1) {
     record_moe_gate_up(cmd, slots, args, x, ids, table, act_.expert_h);  sync(cmd);

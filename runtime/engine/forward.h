@@ -109,9 +109,13 @@ class Forward {
   void swiglu_mlp(CommandBuffer& cmd, const DeviceMlp& mlp, const BufferRange& x, const BufferRange& out, uint32_t T,
                   bool accumulate) const;
   void attention(CommandBuffer& cmd, int64_t layer, uint32_t pos0, uint32_t T) const;
-  void route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host) const;
+  void route(CommandBuffer& cmd, int64_t layer, const BufferRange& pre_gate, uint32_t T, bool to_host,
+             bool resident) const;
+  // Whether `layer`'s resident experts are dispatched indirectly (one decode token, a slot
+  // store of several parts: only the parts holding a selected expert launch workgroups).
+  bool indirect_experts(int64_t layer, uint32_t T) const;
   void routed_experts(CommandBuffer& cmd, int64_t layer, const ExpertSlots& slots, const BufferRange& table,
-                      const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T) const;
+                      const std::vector<uint32_t>& parts, const BufferRange& x, uint32_t T, bool indirect) const;
   void embed(CommandBuffer& cmd, uint32_t T, const BufferRange& ids) const;
   void lm_head(CommandBuffer& cmd, uint32_t T, LogitsOut out) const;
   void read_back(CommandBuffer& cmd, uint32_t T, LogitsOut out, const BufferRange& argmax) const;

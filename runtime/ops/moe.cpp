@@ -7,6 +7,7 @@
 #include "runtime/vk/context.h"
 #include "shaders/abi/moe.h"
 #include "shaders/abi/moe_combine.h"
+#include "shaders/abi/moe_part_args.h"
 #include "shaders/abi/moe_sort.h"
 #include "shaders/abi/router.h"
 #include "shaders/abi/swiglu.h"
@@ -156,10 +157,19 @@ void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   require_bytes(output, floats(entries, p.rows), kernel, down ? "y" : "hidden");
   const ProductLaunch launch = product_launch(caps, kernel, type, p.rows);
   const Pipeline& pipeline = cmd.context().pipeline(kernel, launch.spec);
+  const bool indirect = args.indirect.buffer != VK_NULL_HANDLE;
+  require(!indirect || (args.parts.empty() && args.indirect.size >= moe_part_args_bytes(slots.parts.size())), kernel,
+          "indirect dispatch needs every part's arguments (record_moe_part_args) and no part list");
   for (uint32_t part : parts_to_dispatch(slots, args, kernel)) {
     p.part = part;
-    dispatch(cmd, pipeline, {slots.parts[part], input_binding(kernel, input, input_bytes), ids, slot_table, output}, p,
-             {args.top_k, launch.groups, args.tokens});
+    const std::initializer_list<BufferRange> bindings{slots.parts[part], input_binding(kernel, input, input_bytes), ids,
+                                                      slot_table, output};
+    if (indirect) {
+      const uint64_t first = uint64_t{part} * MOE_PART_ARGS_WORDS * 4 + (down ? 12 : 0);
+      dispatch_indirect(cmd, pipeline, bindings, p, args.indirect.slice(first, 12));
+    } else {
+      dispatch(cmd, pipeline, bindings, p, {args.top_k, launch.groups, args.tokens});
+    }
   }
 }
 
@@ -195,6 +205,33 @@ bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& inp
   for (const BufferRange& part : slots.parts) offsets.push_back(part.offset);
   return std::all_of(offsets.begin(), offsets.end(),
                      [&](uint64_t offset) { return rows_per_invocation_fit(type, cols, offset, input.offset); });
+}
+
+uint64_t moe_part_args_bytes(size_t parts) { return uint64_t{parts} * MOE_PART_ARGS_WORDS * 4; }
+
+void record_moe_part_args(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, const BufferRange& ids,
+                          const BufferRange& slot_table, const BufferRange& x, const BufferRange& hidden,
+                          const BufferRange& args_out) {
+  const DeviceCaps& caps = cmd.context().caps();
+  const std::string kernel = "moe_part_args";
+  require(args.tokens > 0 && args.top_k > 0 && args.n_experts > 0 && args.indirect.buffer == VK_NULL_HANDLE, kernel,
+          "zero tokens, top_k or experts, or indirect arguments given");
+  require(!slots.parts.empty() && slots.slots_per_part > 0, kernel, "the slot store has no parts");
+  require_bytes(ids, floats(args.tokens, args.top_k), kernel, "ids");
+  require_bytes(slot_table, floats(args.n_experts), kernel, "slot table");
+  require_bytes(args_out, moe_part_args_bytes(slots.parts.size()), kernel, "args");
+  // The grids the products will launch: the same choice as theirs.
+  const auto groups = [&](bool down) {
+    const DType type = down ? slots.layout.down : slots.layout.gate_up;
+    const std::string product = moe_product_kernel(caps, slots, args, down, down ? hidden : x);
+    return product_launch(caps, product, type, down ? slots.layout.dim : slots.layout.inter).groups;
+  };
+  const auto parts = uint32_t(slots.parts.size());
+  const uint32_t workgroup = fit_workgroup(caps, 64);
+  dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, workgroup)), {ids, slot_table, args_out},
+           abi::MoePartArgsPush{args.tokens, args.top_k, args.n_experts, slots.slots_per_part, parts, groups(false),
+                                groups(true)},
+           {group_count(parts, workgroup)});
 }
 
 // ---- Router -------------------------------------------------------------------------------

@@ -83,6 +83,10 @@ struct MoeArgs {
   // Parts to dispatch: empty = all (the ids are on the GPU), or only those holding selected
   // experts when the host knows them (streaming mode).
   std::vector<uint32_t> parts;
+  // Decode products only, with `parts` empty: the workgroup counts record_moe_part_args wrote
+  // for these slots and args (a barrier before); each part is dispatched indirectly from
+  // them, so parts without a selected expert launch nothing. Unset (no buffer): direct.
+  BufferRange indirect = {};
 };
 
 // Whether the per-invocation flavour (Reduce::PerInvocation, variants *_rows) can read the
@@ -97,6 +101,15 @@ bool expert_rows_fit(const ExpertSlots& slots, bool down, const BufferRange& inp
 // read fits row_input_uniform_fit.
 std::string moe_product_kernel(const DeviceCaps& caps, const ExpertSlots& slots, const MoeArgs& args, bool down,
                                const BufferRange& input, Reduce reduce = Reduce::Auto);
+// Bytes of the indirect arguments record_moe_part_args writes for a store of `parts` parts.
+uint64_t moe_part_args_bytes(size_t parts);
+// args_out = for each part of `slots`, the workgroup counts record_moe_gate_up (over x) and
+// record_moe_down (over hidden) launch there for `args` (Reduce::Auto, args.indirect unset),
+// with none where no expert ids[] selects has its slot in that part (abi/moe_part_args.h).
+// Pass the range as MoeArgs::indirect to the products after a barrier.
+void record_moe_part_args(CommandBuffer& cmd, const ExpertSlots& slots, const MoeArgs& args, const BufferRange& ids,
+                          const BufferRange& slot_table, const BufferRange& x, const BufferRange& hidden,
+                          const BufferRange& args_out);
 // Rows per matrix one invocation of the per-invocation decode products sums (abi/moe.h).
 uint32_t moe_rows_per_invocation(DType weights, bool wide);
 

@@ -58,10 +58,9 @@ static void check_dispatch(const Context& ctx, const Pipeline& p, std::span<cons
   }
 }
 
-void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange> bindings, const void* push,
-              size_t push_size, Groups groups) {
-  if (!cmd.recording()) throw Error("dispatch " + p.name + ": command buffer is not recording (call begin())");
-  check_dispatch(cmd.context(), p, bindings, push_size, groups);
+// Binds the pipeline, its buffers and push constants (after the checks).
+static void bind_for_dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange> bindings,
+                              const void* push, size_t push_size) {
   fault_point(FaultPoint::Record);
   VkCommandBuffer c = cmd.handle();
   std::vector<VkDescriptorBufferInfo> infos(bindings.size());
@@ -89,7 +88,28 @@ void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange
   if (push_size) {
     vkCmdPushConstants(c, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push_size), push);
   }
-  vkCmdDispatch(c, groups.x, groups.y, groups.z);
+}
+
+void dispatch(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange> bindings, const void* push,
+              size_t push_size, Groups groups) {
+  if (!cmd.recording()) throw Error("dispatch " + p.name + ": command buffer is not recording (call begin())");
+  check_dispatch(cmd.context(), p, bindings, push_size, groups);
+  bind_for_dispatch(cmd, p, bindings, push, push_size);
+  vkCmdDispatch(cmd.handle(), groups.x, groups.y, groups.z);
+  ++record_counts().dispatches;
+}
+
+void dispatch_indirect(CommandBuffer& cmd, const Pipeline& p, std::span<const BufferRange> bindings, const void* push,
+                       size_t push_size, const BufferRange& args) {
+  const std::string where = "dispatch " + p.name + " (indirect): ";
+  if (!cmd.recording()) throw Error(where + "command buffer is not recording (call begin())");
+  check_dispatch(cmd.context(), p, bindings, push_size, {});
+  if (args.buffer == VK_NULL_HANDLE || args.size < 12 || args.offset % 4 != 0) {
+    throw Error(where + "the arguments need 12 bytes at a multiple of 4, got " + std::to_string(args.size) +
+                " bytes at offset " + std::to_string(args.offset));
+  }
+  bind_for_dispatch(cmd, p, bindings, push, push_size);
+  vkCmdDispatchIndirect(cmd.handle(), args.buffer, args.offset);
   ++record_counts().dispatches;
 }
 
@@ -102,22 +122,25 @@ static void memory_barrier(CommandBuffer& cmd, VkPipelineStageFlags src_stage, V
   ++record_counts().barriers;
 }
 
+// Destinations of the barriers into compute work: shaders, and the indirect dispatch
+// arguments an earlier shader wrote (moe_part_args).
+constexpr VkPipelineStageFlags kComputeStages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT;
+constexpr VkAccessFlags kComputeReads =
+    VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_INDIRECT_COMMAND_READ_BIT;
+
 void barrier_compute_to_compute(CommandBuffer& cmd) {
-  memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+  memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, kComputeStages, kComputeReads);
 }
 
 void barrier_transfer_to_compute(CommandBuffer& cmd) {
-  memory_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
-                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+  memory_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, kComputeStages, kComputeReads);
 }
 
 void barrier_previous_work(CommandBuffer& cmd) {
   // Also orders work submitted earlier on the queue (submission order) without a host wait
   // in between: a pass chained behind the one still running.
   memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                 VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                 VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+                 VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, kComputeStages, kComputeReads);
 }
 
 void barrier_compute_to_transfer(CommandBuffer& cmd) {

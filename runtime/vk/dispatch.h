@@ -35,7 +35,21 @@ void dispatch(CommandBuffer& cmd, const Pipeline& pipeline, std::initializer_lis
            sizeof(Push), groups);
 }
 
+// The same checks (bar the group counts, which the GPU writes), then vkCmdDispatchIndirect with
+// the VkDispatchIndirectCommand at the start of `args` (>= 12 bytes, offset a multiple of 4),
+// written by an earlier dispatch that a barrier below orders before it.
+void dispatch_indirect(CommandBuffer& cmd, const Pipeline& pipeline, std::span<const BufferRange> bindings,
+                       const void* push, size_t push_size, const BufferRange& args);
+template <class Push>
+void dispatch_indirect(CommandBuffer& cmd, const Pipeline& pipeline, std::initializer_list<BufferRange> bindings,
+                       const Push& push, const BufferRange& args) {
+  static_assert(std::is_trivially_copyable_v<Push>, "push constants are copied bytewise");
+  dispatch_indirect(cmd, pipeline, std::span<const BufferRange>(bindings.begin(), bindings.size()), &push,
+                    sizeof(Push), args);
+}
+
 // Barriers (whole-memory; cheap on every driver we target and impossible to get wrong per buffer).
+// Those into compute also make shader writes visible to indirect dispatch arguments.
 void barrier_compute_to_compute(CommandBuffer& cmd);    // shader writes -> shader reads/writes
 void barrier_transfer_to_compute(CommandBuffer& cmd);   // copies -> shader reads/writes
 void barrier_previous_work(CommandBuffer& cmd);         // shader and copy writes -> shader reads/writes

@@ -75,12 +75,14 @@ inline SlotPlacement identity_placement(const MoeProblem& p) {
   return s;
 }
 
-enum class MoePath { Decode, Batched };
+// DecodeIndirect: the decode products dispatched indirectly from record_moe_part_args.
+enum class MoePath { Decode, DecodeIndirect, Batched };
 
 struct MoeGpuResult {
   std::vector<float> out;     // residual + routed + shared  [tokens, dim]
   std::vector<float> hidden;  // [tokens, top_k, inter]
   std::vector<float> y;       // [tokens, top_k, dim]
+  std::vector<uint32_t> part_args;  // DecodeIndirect: the indirect workgroup counts per part
 };
 
 // Runs one MoE layer's routed part on the GPU: products by `path`, then the combine into the
@@ -113,9 +115,16 @@ inline MoeGpuResult run_moe(Context& ctx, const MoeProblem& p, MoePath path, con
   BufferRange y = arena.allocate(entries * p.dim * 4);
   MoeArgs args{p.tokens, p.top_k, p.n_experts, parts_to_run};
 
+  BufferRange part_args;
   CommandBuffer cmd(ctx);
   cmd.begin();
-  if (path == MoePath::Decode) {
+  if (path == MoePath::DecodeIndirect) {
+    part_args = arena.allocate(moe_part_args_bytes(slots.parts.size()));
+    record_moe_part_args(cmd, slots, args, ids, slot_table, x, hidden, part_args);
+    barrier_compute_to_compute(cmd);
+    args.indirect = part_args;
+  }
+  if (path != MoePath::Batched) {
     record_moe_gate_up(cmd, slots, args, x, ids, slot_table, hidden, reduce);
     barrier_compute_to_compute(cmd);
     record_moe_down(cmd, slots, args, hidden, ids, slot_table, y, reduce);
@@ -134,7 +143,8 @@ inline MoeGpuResult run_moe(Context& ctx, const MoeProblem& p, MoePath path, con
   barrier_compute_to_compute(cmd);
   record_moe_combine(cmd, y, weights, shared, out, p.tokens, p.top_k, p.dim, true);
   cmd.submit_and_wait();
-  return {download_vector<float>(ctx, out), download_vector<float>(ctx, hidden), download_vector<float>(ctx, y)};
+  return {download_vector<float>(ctx, out), download_vector<float>(ctx, hidden), download_vector<float>(ctx, y),
+          part_args.buffer ? download_vector<uint32_t>(ctx, part_args) : std::vector<uint32_t>{}};
 }
 
 // CPU: residual + moe_token for every token.

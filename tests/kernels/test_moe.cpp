@@ -170,6 +170,37 @@ TEST_CASE_FIXTURE(test::GpuTest, "moe slot table: permuted slots, gaps and parts
   }
 }
 
+TEST_CASE_FIXTURE(test::GpuTest, "moe decode dispatched indirectly: only parts holding a selected expert, same bits") {
+  const test::MoeProblem p = test::make_moe_problem(DType::Q8_0, DType::Q4_0, 64, 32, 8, 3, 2, 8, 7);
+  // 8 experts over slots 0..10 of 14 in parts of 3: part 4 (slots 12, 13) holds none.
+  test::SlotPlacement scattered;
+  scattered.n_slots = 14;
+  scattered.slots_per_part = 3;
+  scattered.slot_of_distinct = {10, 8, 7, 5, 4, 2, 1, 0};
+  const test::MoeGpuResult direct = test::run_moe(ctx, p, MoePath::Decode, scattered);
+  check_against_cpu(p, direct);
+  const test::MoeGpuResult indirect = test::run_moe(ctx, p, MoePath::DecodeIndirect, scattered);
+  CHECK(indirect.out == direct.out);
+  CHECK(indirect.y == direct.y);
+  CHECK(indirect.hidden == direct.hidden);
+  // Per part: (K, gate/up groups, T) and (K, down groups, T), K -> 0 where nothing is selected.
+  REQUIRE(indirect.part_args.size() == 5 * 6);
+  std::vector<bool> selected(5, false);
+  for (uint32_t id : p.ids) selected[scattered.slot_of_distinct[p.data_of(id)] / 3] = true;
+  CHECK_FALSE(selected[4]);
+  for (uint32_t part = 0; part < 5; ++part) {
+    CAPTURE(part);
+    const uint32_t* a = &indirect.part_args[part * 6];
+    CHECK(a[0] == (selected[part] ? p.top_k : 0u));
+    CHECK(a[3] == a[0]);
+    CHECK(a[2] == p.tokens);
+    CHECK(a[5] == p.tokens);
+    CHECK(a[1] == indirect.part_args[1]);  // the same grid in every part
+    CHECK(a[1] >= 1);
+    CHECK(a[4] >= 1);
+  }
+}
+
 namespace {
 
 // Megrez2's routed experts: D 2048, I 1408, E 64, k 6. Three distinct experts behind the 64
