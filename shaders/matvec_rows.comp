@@ -1,9 +1,10 @@
 #version 450
 // Matrix-vector product for decode, "per invocation" flavour (common/row_dot.glsl says why):
 // y[y_offset + r] (+)= sum_c W[weight_row + r, c] * x[x_offset + c], each invocation summing
-// ROWS_PER_INVOCATION whole rows alone (abi/matvec.h). Same push constants and bindings as matvec.comp
-// (abi/matvec.h), read as 16-byte (float formats) or 8-byte (quantized) units; the host
-// picks this flavour only where the rows, weight_row and x_offset fit those units.
+// ROWS_PER_INVOCATION whole rows alone (abi/matvec.h). Same push constants and bindings as
+// matvec.comp (abi/matvec.h; x a uniform buffer in the *_ubo variants), weights read as 16-byte
+// (float formats, and quantized in *_rows_wide) or 8-byte (quantized) units; the host picks
+// this flavour only where the rows, weight_row and x_offset fit those units.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/matvec.h"

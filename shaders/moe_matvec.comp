@@ -11,9 +11,10 @@
 //                  (the shared expert, a dense MLP)
 // Buffers, push constants and slot layout: abi/moe.h. Activations and sums are fp32.
 // PER_INVOCATION (variants *_rows, for CPU drivers: common/row_dot.glsl says why): each
-// invocation sums ROWS_PER_INVOCATION whole rows (of both matrices in the gate/up modes)
-// alone, so a workgroup covers workgroup size x ROWS_PER_INVOCATION rows and nothing is
-// reduced across invocations.
+// invocation sums ROWS_PER_INVOCATION whole rows (of both matrices in the gate/up modes;
+// abi/moe.h) alone, so a workgroup covers workgroup size x ROWS_PER_INVOCATION rows and nothing
+// is reduced across invocations. Their twins: *_rows_wide (quantized rows in 16-byte units) and
+// *_ubo (x, binding 1, a uniform buffer), declared by megrez_row_variants in variants.cmake.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/moe.h"

@@ -224,13 +224,14 @@ void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   const MatvecShape shape = matvec_shape(caps, per_invocation, matvec_rows_per_invocation(weights, wide));
   const Pipeline& pipeline = cmd.context().pipeline(
       kernel, per_invocation ? spec_1d(caps, shape.workgroup) : spec_1d(caps, shape.workgroup, {shape.rows_per_group}));
+  const Groups groups = spread_groups(caps, group_count(p.rows, shape.rows_per_group));
   if (is_uniform_input_kernel(kernel)) {  // bind exactly the columns read (row_input_uniform_fit)
     abi::MatvecPush q = p;
     q.x_offset = 0;
-    dispatch(cmd, pipeline, {w, x.slice(uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4), y}, q, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
+    dispatch(cmd, pipeline, {w, x.slice(uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4), y}, q, groups);
     return;
   }
-  dispatch(cmd, pipeline, {w, x, y}, p, spread_groups(caps, group_count(p.rows, shape.rows_per_group)));
+  dispatch(cmd, pipeline, {w, x, y}, p, groups);
 }
 
 void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint32_t rows, uint32_t cols,

@@ -288,10 +288,10 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
   const bool rows_fit = a.dim > 0 &&
                         rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.gate_offset, x.offset) &&
                         rows_per_invocation_fit(a.weight_type, a.dim, weights.offset + a.up_offset, x.offset);
+  const std::string base = std::string("swiglu_fused_") + dtype_name(a.weight_type);
   const std::string kernel =
-      rows_kernel_for(caps, reduce_variant(caps, std::string("swiglu_fused_") + dtype_name(a.weight_type), reduce, rows_fit),
-                      a.weight_type, a.dim, {weights.offset + a.gate_offset, weights.offset + a.up_offset}, x,
-                      floats(a.tokens, a.dim));
+      rows_kernel_for(caps, reduce_variant(caps, base, reduce, rows_fit), a.weight_type, a.dim,
+                      {weights.offset + a.gate_offset, weights.offset + a.up_offset}, x, floats(a.tokens, a.dim));
   require(a.tokens > 0 && a.inter > 0, kernel, "zero tokens or rows");
   require_cols(a.weight_type, a.dim, kernel);
   const uint32_t align = a.weight_type == DType::F32 ? 4 : 2;  // f32 rows are read as words
@@ -309,8 +309,8 @@ void record_swiglu_fused(CommandBuffer& cmd, const SwigluFusedArgs& a, const Buf
   p.matrix_offset = a.gate_offset;
   p.up_offset = a.up_offset;
   const ProductLaunch launch = product_launch(caps, kernel, a.weight_type, a.inter);
-  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec), {weights, input_binding(kernel, x, floats(a.tokens, a.dim)), hidden},
-           p, {1, launch.groups, a.tokens});
+  dispatch(cmd, cmd.context().pipeline(kernel, launch.spec),
+           {weights, input_binding(kernel, x, floats(a.tokens, a.dim)), hidden}, p, {1, launch.groups, a.tokens});
 }
 
 // ---- Expert slots -------------------------------------------------------------------------

@@ -124,7 +124,8 @@ static void memory_barrier(CommandBuffer& cmd, VkPipelineStageFlags src_stage, V
 
 // Destinations of the barriers into compute work: shaders, and the indirect dispatch
 // arguments an earlier shader wrote (moe_part_args).
-constexpr VkPipelineStageFlags kComputeStages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT;
+constexpr VkPipelineStageFlags kComputeStages =
+    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT;
 constexpr VkAccessFlags kComputeReads =
     VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_INDIRECT_COMMAND_READ_BIT;
 

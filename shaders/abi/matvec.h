@@ -3,7 +3,8 @@
 // Push constants of shaders/matvec.comp (variants matvec_<fmt>, matvec_<fmt>_shmem):
 //   y[y_offset + r] (+)= sum_c W[weight_row + r, c] * x[x_offset + c]   for r < rows.
 // Bindings: 0 W (the weight rows, any format, range size a multiple of 4 bytes),
-//           1 x (fp32), 2 y (fp32, read when accumulate != 0).
+//           1 x (fp32; a uniform buffer in the *_ubo variants of matvec_rows.comp, bound to
+//           exactly the cols floats read, x_offset 0), 2 y (fp32, read when accumulate != 0).
 // weight_row lets the engine bind one part of a matrix split by rows (SplitBuffer) or a
 // sub-range of one binding; y_offset then places the part's rows in the full output.
 // Specialization: workgroup {W, 1, 1}; constant 3 subgroup size; constant 4 ROWS_PER_GROUP.

@@ -16,7 +16,9 @@
 // inside it. 0xFFFFFFFF = absent (matches no part). Matrix offsets: multiples of 2 bytes
 // (4 for f32); slot_bytes a multiple of 4.
 //
-// Bindings and grids (R = spec constant 4 = rows per workgroup; TN/TM = spec constants 4/5):
+// Bindings and grids (R = spec constant 4 = rows per workgroup; TN/TM = spec constants 4/5;
+// the *_rows variants: R = workgroup size x rows per invocation below, and in their *_ubo twins
+// binding 1 is a uniform buffer holding exactly the input read):
 //   moe_gate_up_<fmt>    0 slots part (uint words), 1 x [T, cols] f32, 2 ids [T, K] uint,
 //                        3 slot table [E] uint, 4 h [T, K, rows] f32 = silu(gate x) * (up x)
 //                        grid (K, ceil(rows / R), T)
