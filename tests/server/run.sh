@@ -33,7 +33,11 @@ cp "$HERE"/*.mjs "$WORK/npm/"
 # Starts a server with the given flags; sets PORT and LOG. Waits for its "listening" line.
 start_server() {
   LOG="$WORK/server-$#-$RANDOM.log"
-  "$BIN/megrez-server" --port 0 --ctx $CTX "$@" >"$LOG" 2>&1 &
+  # Created here, not by the background job's redirection: the job may not have run yet when
+  # the loop below first reads it (a missing file made `sed` fail and set -e end the test
+  # without a message, on a loaded machine).
+  : >"$LOG"
+  "$BIN/megrez-server" --port 0 --ctx $CTX "$@" >>"$LOG" 2>&1 &
   PIDS+=($!)
   SERVER_PID=$!
   for _ in $(seq 100); do
