@@ -198,6 +198,28 @@ std::string matmul_variant(DType weights, bool rows) {
 }
 std::string embed_variant(DType table) { return std::string("embed_") + dtype_name(table); }
 
+bool matmul_uniform_input_fit(const DeviceCaps& caps, uint64_t x_first, uint32_t x_stride, uint32_t cols,
+                              uint32_t tokens) {
+  if (tokens == 0 || cols == 0) return false;
+  const uint32_t group = std::min(tokens, kTokensPerInvocation);
+  const uint64_t group_stride = uint64_t{kTokensPerInvocation} * x_stride * 4;  // from one group's x to the next
+  const uint64_t alignment = std::max<uint64_t>(caps.uniform_offset_alignment, 16);
+  return (tokens <= kTokensPerInvocation || group_stride % alignment == 0) &&
+         row_input_uniform_fit(caps, x_first, (uint64_t{group - 1} * x_stride + cols) * 4);
+}
+
+std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::MatmulPush& p, uint64_t w_offset,
+                          uint64_t x_offset, MatmulKernel choice) {
+  const uint64_t x_first = x_offset + uint64_t{p.x_offset} * 4;
+  const bool rows_fit =
+      p.cols > 0 && p.x_stride % 4 == 0 &&
+      rows_per_invocation_fit(weights, p.cols, w_offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols), x_offset,
+                              p.x_offset);
+  if (!matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true))) return matmul_variant(weights, false);
+  return with_uniform_input(matmul_variant(weights, true),
+                            matmul_uniform_input_fit(caps, x_first, p.x_stride, p.cols, p.tokens));
+}
+
 // ---- matvec / matmul ----------------------------------------------------------------------
 
 std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
@@ -252,12 +274,7 @@ void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint
 void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,
                    const BufferRange& y, const abi::MatmulPush& p, MatmulKernel choice) {
   const DeviceCaps& caps = cmd.context().caps();
-  const bool rows_fit =
-      p.cols > 0 && p.x_stride % 4 == 0 &&
-      rows_per_invocation_fit(weights, p.cols, w.offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols),
-                              x.offset, p.x_offset);
-  const bool rows = matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true));
-  const std::string kernel = matmul_variant(weights, rows);
+  const std::string kernel = matmul_kernel(caps, weights, p, w.offset, x.offset, choice);
   require(p.rows > 0 && p.tokens > 0, kernel, "zero rows or tokens");
   require(p.x_stride >= p.cols, kernel, "x_stride " + std::to_string(p.x_stride) + " < cols " + std::to_string(p.cols));
   require(uint64_t{p.y_stride} >= uint64_t{p.y_offset} + p.rows, kernel,
@@ -266,16 +283,33 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
   require_bytes(w, checked_mul(uint64_t{p.weight_row} + p.rows, row_size, kernel), kernel, "weight");
   require_bytes(x, (p.x_offset + checked_mul(p.tokens - 1u, p.x_stride, kernel) + p.cols) * 4, kernel, "x");
   require_bytes(y, (checked_mul(p.tokens - 1u, p.y_stride, kernel) + p.y_offset + p.rows) * 4, kernel, "y");
-  if (rows) {
-    const MatvecShape shape = matvec_shape(caps, true, kMatmulRowsPerInvocation);
-    dispatch(cmd, cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup)), {w, x, y}, p,
-             {group_count(p.rows, shape.rows_per_group), group_count(p.tokens, kTokensPerInvocation), 1});
+  if (!is_rows_kernel(kernel)) {
+    const MatmulShape s = matmul_shape(caps, p.tokens);
+    const Pipeline& pipeline = cmd.context().pipeline(
+        kernel, spec_1d(caps, s.workgroup(), {s.tile_rows, s.tile_tokens, s.thread_rows, s.thread_tokens}));
+    dispatch(cmd, pipeline, {w, x, y}, p, {group_count(p.rows, s.tile_rows), group_count(p.tokens, s.tile_tokens), 1});
     return;
   }
-  const MatmulShape s = matmul_shape(caps, p.tokens);
-  const Pipeline& pipeline = cmd.context().pipeline(
-      kernel, spec_1d(caps, s.workgroup(), {s.tile_rows, s.tile_tokens, s.thread_rows, s.thread_tokens}));
-  dispatch(cmd, pipeline, {w, x, y}, p, {group_count(p.rows, s.tile_rows), group_count(p.tokens, s.tile_tokens), 1});
+  const MatvecShape shape = matvec_shape(caps, true, kMatmulRowsPerInvocation);
+  const Pipeline& pipeline = cmd.context().pipeline(kernel, spec_1d(caps, shape.workgroup));
+  const uint32_t row_groups = group_count(p.rows, shape.rows_per_group);
+  if (!is_uniform_input_kernel(kernel)) {
+    dispatch(cmd, pipeline, {w, x, y}, p, {row_groups, group_count(p.tokens, kTokensPerInvocation), 1});
+    return;
+  }
+  // x as a uniform buffer: one dispatch per group of tokens, binding exactly their rows of x
+  // (matmul_uniform_input_fit); y_offset moves to the group's first token. The dispatches
+  // write disjoint outputs, so no barrier lies between them.
+  for (uint32_t first = 0; first < p.tokens; first += kTokensPerInvocation) {
+    abi::MatmulPush group = p;
+    group.tokens = std::min(kTokensPerInvocation, p.tokens - first);
+    group.x_offset = 0;
+    // Fits 32 bits: below y's element count, checked above against a bound range.
+    group.y_offset = static_cast<uint32_t>(uint64_t{first} * p.y_stride + p.y_offset);
+    const BufferRange group_x = x.slice((uint64_t{p.x_offset} + uint64_t{first} * p.x_stride) * 4,
+                                        (uint64_t{group.tokens - 1} * p.x_stride + p.cols) * 4);
+    dispatch(cmd, pipeline, {w, group_x, y}, group, {row_groups, 1, 1});
+  }
 }
 
 // ---- rmsnorm / add ------------------------------------------------------------------------

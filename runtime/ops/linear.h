@@ -88,6 +88,15 @@ std::string reduce_variant(const DeviceCaps& caps, const std::string& base, Redu
 bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offset, uint64_t x_binding_offset,
                              uint64_t x_element = 0);
 
+// The prefill product's kernels: the shared-memory tiles (matmul.comp), or whole rows and
+// tokens per invocation (matmul_rows.comp, 4 rows x 8 tokens, x a uniform buffer where it fits, for CPU drivers: common/row_dot.glsl). Auto
+// picks Rows where caps.sum_rows_per_invocation() and the operands fit it (as for matvec, and
+// x_stride % 4 == 0); forcing Rows where they do not is a megrez::Error.
+enum class MatmulKernel { Auto, Tiled, Rows };
+// Whether `choice` means the per-invocation kernel here (Auto resolved as auto_reduce does);
+// Rows where the operands do not fit is a megrez::Error naming `kernel`.
+bool matmul_uses_rows(const DeviceCaps& caps, MatmulKernel choice, bool rows_fit, const std::string& kernel);
+
 // Variant names: "matvec_q4_0", "matvec_q4_0_shmem" or "matvec_q4_0_rows"; `rows_fit` as above.
 std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce = Reduce::Auto, bool rows_fit = false);
 // The variant record_matvec launches for `p` over weights bound at byte w_offset and x at
@@ -96,6 +105,18 @@ std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce 
 std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
                           uint64_t x_offset, Reduce reduce = Reduce::Auto);
 std::string matmul_variant(DType weights, bool rows = false);
+// Whether the per-invocation prefill product may read x as a uniform buffer
+// (matmul_<fmt>_rows_ubo): it then runs one dispatch per kTokensPerInvocation tokens, each
+// binding exactly its tokens' rows of x, so every group's rows (x_stride floats apart, the
+// first at byte `x_first` of their buffer) must fit row_input_uniform_fit: at 2048 columns
+// and a dense x, 8 tokens are exactly 64 KiB.
+bool matmul_uniform_input_fit(const DeviceCaps& caps, uint64_t x_first, uint32_t x_stride, uint32_t cols,
+                              uint32_t tokens);
+// The variant record_matmul launches for `p` over weights bound at byte w_offset and x at
+// x_offset: "matmul_q4_0" (tiles), "matmul_q4_0_rows", or "matmul_q4_0_rows_ubo" where x fits
+// matmul_uniform_input_fit.
+std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::MatmulPush& p, uint64_t w_offset,
+                          uint64_t x_offset, MatmulKernel choice = MatmulKernel::Auto);
 std::string embed_variant(DType table);
 
 // ---- Launchers ---------------------------------------------------------------------------
@@ -107,15 +128,6 @@ void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
 // A matrix [rows, cols] split by rows (SplitBuffer): one dispatch per part, y = W x (+ y).
 void record_matvec(CommandBuffer& cmd, DType weights, const SplitBuffer& w, uint32_t rows, uint32_t cols,
                    const BufferRange& x, const BufferRange& y, bool accumulate);
-
-// The prefill product's kernels: the shared-memory tiles (matmul.comp), or whole rows and
-// tokens per invocation (matmul_rows.comp, 4 x 4, for CPU drivers: common/row_dot.glsl). Auto
-// picks Rows where caps.sum_rows_per_invocation() and the operands fit it (as for matvec, and
-// x_stride % 4 == 0); forcing Rows where they do not is a megrez::Error.
-enum class MatmulKernel { Auto, Tiled, Rows };
-// Whether `choice` means the per-invocation kernel here (Auto resolved as auto_reduce does);
-// Rows where the operands do not fit is a megrez::Error naming `kernel`.
-bool matmul_uses_rows(const DeviceCaps& caps, MatmulKernel choice, bool rows_fit, const std::string& kernel);
 
 // Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c].
 void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,

@@ -1,6 +1,7 @@
 // matmul (prefill) vs the fp64 reference: every weight format, odd shapes that leave partial
 // tiles in rows, tokens and columns, the Megrez2 expert shapes at T = 1, 7, 64, and the
-// stride / offset / accumulate options the engine uses to write into wider outputs.
+// stride / offset / accumulate options the engine uses to write into wider outputs, and where
+// the per-invocation kernel reads x as a uniform buffer per 8 tokens and where it cannot.
 //
 // Tolerance, the same for every format (weights decode exactly; only fp32 accumulation
 // differs from the fp64 reference): |Y - Y_ref| <= 1e-6 * sqrt(cols) * sum_c |W[r,c] X[t,c]|.
@@ -66,13 +67,16 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference at the Megre
 namespace {
 
 // weight_row, x_offset, x_stride, y_offset, y_stride and accumulate; `aligned` picks offsets
-// the per-invocation kernel can read too (else the tiled kernel only).
-void check_strides(Context& ctx, DType dtype, bool aligned) {
+// the per-invocation kernel can read too (else the tiled kernel only), `wide_x` an x_stride
+// whose 8 tokens span more than 64 KiB (the per-invocation kernel then reads x as a storage
+// buffer, not as a uniform buffer per 8 tokens).
+void check_strides(Context& ctx, DType dtype, bool aligned, bool wide_x = false) {
   CAPTURE(dtype_name(dtype));
   CAPTURE(aligned);
+  CAPTURE(wide_x);
   const uint32_t rows = 40, tokens = 9, first = 3, count = 30, y_offset = 4, y_stride = 37;
   const uint32_t cols = dtype_is_quantized(dtype) ? (aligned ? 128 : 64) : (aligned ? 64 : 35);
-  const uint32_t x_offset = aligned ? 4 : 5, x_stride = cols + (aligned ? 4 : 2);
+  const uint32_t x_offset = aligned ? 4 : 5, x_stride = wide_x ? 2400 : cols + (aligned ? 4 : 2);
   const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 21);
   const std::vector<float> decoded = m.decode();
   const std::vector<float> x = test::random_vector(x_offset + size_t{tokens} * x_stride, 22);
@@ -91,13 +95,18 @@ void check_strides(Context& ctx, DType dtype, bool aligned) {
   const bool rows_fit =
       x_stride % 4 == 0 && rows_per_invocation_fit(dtype, cols, w.offset + first * m.row_size(), xb.offset, x_offset);
   CHECK(rows_fit == aligned);
+  const abi::MatmulPush push{count, cols, tokens, first, x_offset, x_stride, y_offset, y_stride, 1};
+  const DeviceCaps& caps = ctx.caps();
+  if (rows_fit && caps.uniform_offset_alignment <= 16 && caps.max_uniform_range >= 65536) {  // lavapipe's
+    const std::string rows_kernel = matmul_kernel(caps, dtype, push, w.offset, xb.offset, MatmulKernel::Rows);
+    CHECK(rows_kernel.ends_with("_ubo") == !wide_x);
+  }
   for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
     CAPTURE(int(kernel));
     const BufferRange y = test::upload_vector(ctx, arena, y_initial);
     CommandBuffer cmd(ctx);
     cmd.begin();
-    record_matmul(cmd, dtype, w, xb, y,
-                  abi::MatmulPush{count, cols, tokens, first, x_offset, x_stride, y_offset, y_stride, 1}, kernel);
+    record_matmul(cmd, dtype, w, xb, y, push, kernel);
     cmd.submit_and_wait();
     const std::vector<float> got = test::download_vector<float>(ctx, y);
     for (uint32_t t = 0; t < tokens; ++t) {
@@ -120,7 +129,41 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset a
   for (DType dtype : {DType::F16, DType::Q4_0}) {
     check_strides(ctx, dtype, false);
     check_strides(ctx, dtype, true);
+    if (ctx.caps().max_uniform_range >= 65536) check_strides(ctx, dtype, true, true);
   }
+}
+
+TEST_CASE("matmul kernel choice: x as a uniform buffer per 8 tokens where their rows fit one") {
+  DeviceCaps caps;
+  caps.cpu_device = true;  // the per-invocation flavour
+  caps.max_uniform_range = 65536;
+  caps.uniform_offset_alignment = 16;
+  using abi::MatmulPush;
+  auto kernel = [&](DType dtype, MatmulPush p, uint64_t x_offset = 0) {
+    return matmul_kernel(caps, dtype, p, 0, x_offset);
+  };
+  // 8 dense tokens of 2048 columns are exactly 64 KiB; 1408 columns leave room for a wider stride.
+  CHECK(kernel(DType::Q4_0, MatmulPush{1408, 2048, 64, 0, 0, 2048, 0, 1408, 0}) == "matmul_q4_0_rows_ubo");
+  CHECK(kernel(DType::Q8_0, MatmulPush{2048, 1408, 64, 0, 0, 1408, 0, 2048, 0}) == "matmul_q8_0_rows_ubo");
+  CHECK(kernel(DType::F32, MatmulPush{2048, 1408, 9, 0, 0, 2048, 0, 2048, 0}) == "matmul_f32_rows_ubo");
+  CHECK(kernel(DType::Q4_0, MatmulPush{2048, 5632, 64, 0, 0, 5632, 0, 2048, 0}) == "matmul_q4_0_rows");  // 176 KiB
+  CHECK(kernel(DType::Q4_0, MatmulPush{8, 2048, 9, 0, 0, 2052, 0, 8, 0}) == "matmul_q4_0_rows");  // 16 bytes past
+  CHECK(kernel(DType::Q4_0, MatmulPush{8, 2048, 7, 0, 0, 2052, 0, 8, 0}) == "matmul_q4_0_rows_ubo");  // one group
+  CHECK(kernel(DType::F16, MatmulPush{8, 2048, 8, 0, 4, 2048, 0, 8, 0}, 16) == "matmul_f16_rows_ubo");
+  // Every group's first token must lie on the uniform alignment, not only the first group's.
+  caps.uniform_offset_alignment = 256;
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 8, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows_ubo");  // one group
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 9, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows");      // 4224 bytes on
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 9, 0, 0, 128, 0, 8, 0}) == "matmul_f16_rows_ubo");  // 4096 bytes on
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 8, 0, 4, 128, 0, 8, 0}) == "matmul_f16_rows");      // byte 16
+  caps.max_uniform_range = 16384;  // the minimum profile
+  CHECK(kernel(DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}) == "matmul_f16_rows_ubo");
+  CHECK(kernel(DType::F16, MatmulPush{8, 1024, 8, 0, 0, 1024, 0, 8, 0}) == "matmul_f16_rows");
+  CHECK(kernel(DType::F16, MatmulPush{8, 1024, 4, 0, 0, 1024, 0, 8, 0}) == "matmul_f16_rows_ubo");
+  CHECK(matmul_kernel(caps, DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}, 0, 0, MatmulKernel::Tiled) ==
+        "matmul_f16");
+  caps.cpu_device = false;  // GPUs: the tiles
+  CHECK(kernel(DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}) == "matmul_f16");
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "matmul tile shape fits the device and the launcher checks its ranges") {
