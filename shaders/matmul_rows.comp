@@ -6,9 +6,10 @@
 // (8 tokens measured 1.2-1.9x faster than 4 for q8_0/q4_0 on lavapipe, 16 slower: spills).
 // Same push constants and bindings as matmul.comp (abi/matmul.h); the host picks this flavour
 // only where W and X fit its 16/8-byte reads. Grid: {ceil(rows / (workgroup * 4)), ceil(tokens / 8)}.
-// Variant matmul_<fmt>_rows_ubo (ROW_INPUT_UNIFORM) reads X as a uniform buffer: the host then
-// dispatches each group of 8 tokens alone, binding only their rows of X (grid y = 1), which
-// measured 1.3-1.8x faster on lavapipe at 1408-2048 columns (x loads outnumber weight loads).
+// Variant matmul_<fmt>_rows_ubo (ROW_INPUT_UNIFORM_PER_TOKEN) reads X as 8 uniform buffers, one
+// token's row each (bindings 1 and 3-9): the host dispatches each group of 8 tokens alone
+// (grid y = 1, x_offset = x_stride = 0). On lavapipe x's loads outnumber the weights' 2:1 here,
+// and uniform ones are one gather instead of a loop over lanes: 1.5-2x faster at Megrez2's shapes.
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/matmul.h"
@@ -17,7 +18,7 @@
 #define TOKENS_PER_INVOCATION 8
 #define ROW_STREAMS ROWS_PER_INVOCATION
 #define ROW_TOKENS TOKENS_PER_INVOCATION
-#include "common/row_dot.glsl"  // bindings 0 (W) and 1 (X)
+#include "common/row_dot.glsl"  // bindings 0 (W) and 1 (X; _ubo: 1 and 3-9)
 layout(set = 0, binding = 2) buffer Y { float y[]; };
 layout(push_constant) uniform Push { MatmulPush pc; };
 

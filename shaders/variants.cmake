@@ -63,7 +63,7 @@ foreach(fmt f32 f16 bf16 q8_0 q4_0)
   megrez_row_variants(matvec_${fmt} ${fmt} SOURCE matvec_rows.comp BINDINGS 3 PUSH MatvecPush ABI abi/matvec.h DEFINES WEIGHT_${FMT})
   megrez_variant(NAME matmul_${fmt}       SOURCE matmul.comp BINDINGS 3 PUSH MatmulPush DEFINES WEIGHT_${FMT})
   megrez_variant(NAME matmul_${fmt}_rows  SOURCE matmul_rows.comp BINDINGS 3 PUSH MatmulPush ABI abi/matmul.h DEFINES WEIGHT_${FMT})
-  megrez_variant(NAME matmul_${fmt}_rows_ubo SOURCE matmul_rows.comp BINDINGS 3 PUSH MatmulPush ABI abi/matmul.h DEFINES WEIGHT_${FMT} ROW_INPUT_UNIFORM)
+  megrez_variant(NAME matmul_${fmt}_rows_ubo SOURCE matmul_rows.comp BINDINGS 10 PUSH MatmulPush ABI abi/matmul.h DEFINES WEIGHT_${FMT} ROW_INPUT_UNIFORM_PER_TOKEN)
   megrez_variant(NAME embed_${fmt}        SOURCE embed.comp  BINDINGS 3 PUSH EmbedPush  DEFINES WEIGHT_${FMT})
   # Test kernel: each common/weights.glsl entry point on its own (tests/kernels/test_weights.cpp).
   megrez_variant(NAME weights_probe_${fmt} SOURCE weights_probe.comp BINDINGS 3 PUSH WeightsProbePush DEFINES WEIGHT_${FMT})

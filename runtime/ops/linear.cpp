@@ -1,6 +1,7 @@
 #include "runtime/ops/linear.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -200,24 +201,21 @@ std::string embed_variant(DType table) { return std::string("embed_") + dtype_na
 
 bool matmul_uniform_input_fit(const DeviceCaps& caps, uint64_t x_first, uint32_t x_stride, uint32_t cols,
                               uint32_t tokens) {
-  if (tokens == 0 || cols == 0) return false;
-  const uint32_t group = std::min(tokens, kTokensPerInvocation);
-  const uint64_t group_stride = uint64_t{kTokensPerInvocation} * x_stride * 4;  // from one group's x to the next
   const uint64_t alignment = std::max<uint64_t>(caps.uniform_offset_alignment, 16);
-  return (tokens <= kTokensPerInvocation || group_stride % alignment == 0) &&
-         row_input_uniform_fit(caps, x_first, (uint64_t{group - 1} * x_stride + cols) * 4);
+  return tokens > 0 && (tokens == 1 || (uint64_t{x_stride} * 4) % alignment == 0) &&
+         row_input_uniform_fit(caps, x_first, uint64_t{cols} * 4);
 }
 
 std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::MatmulPush& p, uint64_t w_offset,
                           uint64_t x_offset, MatmulKernel choice) {
-  const uint64_t x_first = x_offset + uint64_t{p.x_offset} * 4;
   const bool rows_fit =
       p.cols > 0 && p.x_stride % 4 == 0 &&
       rows_per_invocation_fit(weights, p.cols, w_offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols), x_offset,
                               p.x_offset);
   if (!matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true))) return matmul_variant(weights, false);
-  return with_uniform_input(matmul_variant(weights, true),
-                            matmul_uniform_input_fit(caps, x_first, p.x_stride, p.cols, p.tokens));
+  return with_uniform_input(
+      matmul_variant(weights, true),
+      matmul_uniform_input_fit(caps, x_offset + uint64_t{p.x_offset} * 4, p.x_stride, p.cols, p.tokens));
 }
 
 // ---- matvec / matmul ----------------------------------------------------------------------
@@ -297,18 +295,25 @@ void record_matmul(CommandBuffer& cmd, DType weights, const BufferRange& w, cons
     dispatch(cmd, pipeline, {w, x, y}, p, {row_groups, group_count(p.tokens, kTokensPerInvocation), 1});
     return;
   }
-  // x as a uniform buffer: one dispatch per group of tokens, binding exactly their rows of x
-  // (matmul_uniform_input_fit); y_offset moves to the group's first token. The dispatches
-  // write disjoint outputs, so no barrier lies between them.
+  // x as one uniform buffer per token (matmul_uniform_input_fit): one dispatch per group of
+  // kTokensPerInvocation tokens, binding each token's row alone (a group's missing tokens
+  // repeat its last, as the kernel's clamped reads expect), so the push constants put x at 0
+  // and y_offset at the group's first token. The dispatches write disjoint outputs: no barriers.
+  std::array<BufferRange, 2 + kTokensPerInvocation> bindings{};
+  bindings[0] = w;
+  bindings[2] = y;
   for (uint32_t first = 0; first < p.tokens; first += kTokensPerInvocation) {
     abi::MatmulPush group = p;
     group.tokens = std::min(kTokensPerInvocation, p.tokens - first);
     group.x_offset = 0;
+    group.x_stride = 0;
     // Fits 32 bits: below y's element count, checked above against a bound range.
     group.y_offset = static_cast<uint32_t>(uint64_t{first} * p.y_stride + p.y_offset);
-    const BufferRange group_x = x.slice((uint64_t{p.x_offset} + uint64_t{first} * p.x_stride) * 4,
-                                        (uint64_t{group.tokens - 1} * p.x_stride + p.cols) * 4);
-    dispatch(cmd, pipeline, {w, group_x, y}, group, {row_groups, 1, 1});
+    for (uint32_t t = 0; t < kTokensPerInvocation; ++t) {
+      const uint64_t token = first + std::min(t, group.tokens - 1);
+      bindings[t == 0 ? 1 : 2 + t] = x.slice((p.x_offset + token * p.x_stride) * 4, uint64_t{p.cols} * 4);
+    }
+    dispatch(cmd, pipeline, bindings, &group, sizeof(group), {row_groups, 1, 1});
   }
 }
 

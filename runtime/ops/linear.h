@@ -105,11 +105,11 @@ std::string matvec_variant(DType weights, const DeviceCaps& caps, Reduce reduce 
 std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::MatvecPush& p, uint64_t w_offset,
                           uint64_t x_offset, Reduce reduce = Reduce::Auto);
 std::string matmul_variant(DType weights, bool rows = false);
-// Whether the per-invocation prefill product may read x as a uniform buffer
-// (matmul_<fmt>_rows_ubo): it then runs one dispatch per kTokensPerInvocation tokens, each
-// binding exactly its tokens' rows of x, so every group's rows (x_stride floats apart, the
-// first at byte `x_first` of their buffer) must fit row_input_uniform_fit: at 2048 columns
-// and a dense x, 8 tokens are exactly 64 KiB.
+// Whether the per-invocation prefill product may read x as uniform buffers
+// (matmul_<fmt>_rows_ubo): one per token, so it runs one dispatch per kTokensPerInvocation
+// tokens, each binding those tokens' rows of x (bindings 1 and 3-9). Every token's row (cols
+// floats, x_stride floats apart, the first at byte `x_first` of its buffer) must fit
+// row_input_uniform_fit: up to 16384 columns on a device with 64 KiB uniform buffers.
 bool matmul_uniform_input_fit(const DeviceCaps& caps, uint64_t x_first, uint32_t x_stride, uint32_t cols,
                               uint32_t tokens);
 // The variant record_matmul launches for `p` over weights bound at byte w_offset and x at

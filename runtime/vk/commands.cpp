@@ -160,8 +160,9 @@ void CommandBuffer::wait() {
 void CommandBuffer::add_descriptor_pool() {
   // Sized for a typical forward pass worth of dispatches; more pools are added on demand.
   constexpr uint32_t kSets = 256;
+  // Up to 8 descriptors of either type per set (matmul_<fmt>_rows_ubo binds 8 uniform buffers).
   const VkDescriptorPoolSize sizes[] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSets * 8},
-                                        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSets}};
+                                        {VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER, kSets * 8}};
   auto info = vk_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
   info.maxSets = kSets;
   info.poolSizeCount = 2;

@@ -3,7 +3,8 @@
 // Push constants of shaders/matmul.comp (variants matmul_<fmt>), the prefill product:
 //   Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c]
 // for r < rows, t < tokens. Bindings: 0 W (any format, range a multiple of 4 bytes),
-// 1 X (fp32 [tokens, x_stride]), 2 Y (fp32 [tokens, y_stride], read when accumulate != 0).
+// 1 X (fp32 [tokens, x_stride]), 2 Y (fp32 [tokens, y_stride], read when accumulate != 0);
+// matmul_<fmt>_rows_ubo: 1 and 3-9 the rows of X of 8 tokens, uniform buffers (x_stride unused).
 // Specialization: workgroup {(TILE_ROWS / THREAD_ROWS) * (TILE_TOKENS / THREAD_TOKENS), 1, 1};
 // constant 3 subgroup size; 4 TILE_ROWS, 5 TILE_TOKENS, 6 THREAD_ROWS, 7 THREAD_TOKENS.
 // Grid: {ceil(rows / TILE_ROWS), ceil(tokens / TILE_TOKENS)}.

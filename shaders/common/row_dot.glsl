@@ -19,8 +19,9 @@
 //   #define WEIGHT_<format>, and ROW_STREAMS n (rows walked together, a preprocessor constant)
 //   #include "common/row_dot.glsl"
 // It declares the weights as binding 0 (row_units[], of ROW_UNIT) and the input as binding 1
-// (row_input[], vec4; a uniform buffer with ROW_INPUT_UNIFORM), includes common/weights.glsl for the block decoding, and defines
-// row_dots() below.
+// (row_input[], vec4; a uniform buffer with ROW_INPUT_UNIFORM; with ROW_INPUT_UNIFORM_PER_TOKEN
+// one uniform buffer per token, bindings 1 and 3-9), includes common/weights.glsl for the block
+// decoding, and defines row_dots() below.
 //
 // Layout rules (the host checks them before picking this flavour, ops/linear.cpp):
 //   float formats: rows are whole 16-byte units (cols % 4 == 0 for f32, % 8 for f16/bf16);
@@ -62,7 +63,39 @@
 #endif
 
 layout(set = 0, binding = 0) readonly buffer RowWeights { ROW_UNIT row_units[]; };
-#ifdef ROW_INPUT_UNIFORM
+#if defined(ROW_INPUT_UNIFORM_PER_TOKEN)
+// One uniform buffer per token (matmul_<fmt>_rows_ubo, 8 tokens): token t's row of x, at most
+// MEGREZ_ROW_INPUT_UNIFORM_BYTES, at binding 1 (t = 0) or 2 + t (binding 2 is the output).
+// Why per token and not one buffer for all 8: a token's row is what fits 64 KiB at Megrez2's
+// widths (5632 and 10944 columns too), wherever the rows lie apart. The loops over t are
+// unrolled, so the switch below folds away.
+#if ROW_TOKENS != 8
+#error "ROW_INPUT_UNIFORM_PER_TOKEN declares 8 input bindings"
+#endif
+#define ROW_INPUT_BLOCK(t, b) \
+  layout(set = 0, binding = b, std140) uniform RowInput##t { vec4 row_input##t[MEGREZ_ROW_INPUT_UNIFORM_BYTES / 16]; };
+ROW_INPUT_BLOCK(0, 1)
+ROW_INPUT_BLOCK(1, 3)
+ROW_INPUT_BLOCK(2, 4)
+ROW_INPUT_BLOCK(3, 5)
+ROW_INPUT_BLOCK(4, 6)
+ROW_INPUT_BLOCK(5, 7)
+ROW_INPUT_BLOCK(6, 8)
+ROW_INPUT_BLOCK(7, 9)
+vec4 row_input_of(uint t, uint i) {
+  switch (t) {
+    case 0u: return row_input0[i];
+    case 1u: return row_input1[i];
+    case 2u: return row_input2[i];
+    case 3u: return row_input3[i];
+    case 4u: return row_input4[i];
+    case 5u: return row_input5[i];
+    case 6u: return row_input6[i];
+    default: return row_input7[i];
+  }
+}
+#define INPUT4_OF(t, i) row_input_of(t, i)
+#elif defined(ROW_INPUT_UNIFORM)
 // x as a uniform buffer (variants *_ubo, where the host binds at most
 // MEGREZ_ROW_INPUT_UNIFORM_BYTES of it): llvmpipe reads a storage buffer at a per-lane address
 // one lane at a time, with a branch per lane, but a uniform buffer with one vector gather, and
@@ -78,7 +111,9 @@ layout(set = 0, binding = 1) readonly buffer RowInput { vec4 row_input[]; };
 #endif
 #include "common/weights.glsl"
 #define WEIGHT_UNIT(i) row_units[i]
-#define INPUT4(i) row_input[i]
+#ifndef INPUT4_OF
+#define INPUT4_OF(t, i) row_input[i]
+#endif
 
 #if defined(WEIGHT_F16)
 vec4 row_unit_lo(uvec4 u) { return vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y)); }
@@ -113,7 +148,7 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
     for (uint block = 0u; block < ROW_STEP_BLOCKS; ++block) {
       vec4 xs[ROW_TOKENS][8];
       for (uint t = 0u; t < ROW_TOKENS; ++t) {
-        for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4(x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u + k);
+        for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4_OF(t, x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u + k);
       }
       const uint pair = (block >> 1) * ROW_PAIR_WORDS;
       const bool second = (block & 1u) != 0u;
@@ -147,7 +182,7 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
     }
 #elif defined(WEIGHT_F32)
     vec4 xv[ROW_TOKENS];
-    for (uint t = 0u; t < ROW_TOKENS; ++t) xv[t] = INPUT4(x_first[t] + step);
+    for (uint t = 0u; t < ROW_TOKENS; ++t) xv[t] = INPUT4_OF(t, x_first[t] + step);
     for (uint s = 0u; s < ROW_STREAMS; ++s) {
       const vec4 wv = uintBitsToFloat(WEIGHT_UNIT(first_unit[s] + step));
       for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(wv, xv[t]);
@@ -155,8 +190,8 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
 #else
     vec4 x_lo[ROW_TOKENS], x_hi[ROW_TOKENS];
     for (uint t = 0u; t < ROW_TOKENS; ++t) {
-      x_lo[t] = INPUT4(x_first[t] + 2u * step);
-      x_hi[t] = INPUT4(x_first[t] + 2u * step + 1u);
+      x_lo[t] = INPUT4_OF(t, x_first[t] + 2u * step);
+      x_hi[t] = INPUT4_OF(t, x_first[t] + 2u * step + 1u);
     }
     for (uint s = 0u; s < ROW_STREAMS; ++s) {
       const uvec4 unit = WEIGHT_UNIT(first_unit[s] + step);

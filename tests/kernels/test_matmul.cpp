@@ -1,7 +1,7 @@
 // matmul (prefill) vs the fp64 reference: every weight format, odd shapes that leave partial
 // tiles in rows, tokens and columns, the Megrez2 expert shapes at T = 1, 7, 64, and the
 // stride / offset / accumulate options the engine uses to write into wider outputs, and where
-// the per-invocation kernel reads x as a uniform buffer per 8 tokens and where it cannot.
+// the per-invocation kernel reads x as a uniform buffer per token and where it cannot.
 //
 // Tolerance, the same for every format (weights decode exactly; only fp32 accumulation
 // differs from the fp64 reference): |Y - Y_ref| <= 1e-6 * sqrt(cols) * sum_c |W[r,c] X[t,c]|.
@@ -67,16 +67,18 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul matches the fp64 reference at the Megre
 namespace {
 
 // weight_row, x_offset, x_stride, y_offset, y_stride and accumulate; `aligned` picks offsets
-// the per-invocation kernel can read too (else the tiled kernel only), `wide_x` an x_stride
-// whose 8 tokens span more than 64 KiB (the per-invocation kernel then reads x as a storage
-// buffer, not as a uniform buffer per 8 tokens).
-void check_strides(Context& ctx, DType dtype, bool aligned, bool wide_x = false) {
+// the per-invocation kernel can read too (else the tiled kernel only), `long_rows` rows past
+// 64 KiB of x per token (the per-invocation kernel then reads x as a storage buffer, not as a
+// uniform buffer per token).
+void check_strides(Context& ctx, DType dtype, bool aligned, bool long_rows = false) {
   CAPTURE(dtype_name(dtype));
   CAPTURE(aligned);
-  CAPTURE(wide_x);
+  CAPTURE(long_rows);
   const uint32_t rows = 40, tokens = 9, first = 3, count = 30, y_offset = 4, y_stride = 37;
-  const uint32_t cols = dtype_is_quantized(dtype) ? (aligned ? 128 : 64) : (aligned ? 64 : 35);
-  const uint32_t x_offset = aligned ? 4 : 5, x_stride = wide_x ? 2400 : cols + (aligned ? 4 : 2);
+  const uint32_t cols = long_rows ? (dtype_is_quantized(dtype) ? 16512 : 16392)
+                        : dtype_is_quantized(dtype) ? (aligned ? 128 : 64)
+                                                    : (aligned ? 64 : 35);
+  const uint32_t x_offset = aligned ? 4 : 5, x_stride = cols + (aligned ? 4 : 2);
   const test::EncodedMatrix m = test::random_matrix(dtype, rows, cols, 21);
   const std::vector<float> decoded = m.decode();
   const std::vector<float> x = test::random_vector(x_offset + size_t{tokens} * x_stride, 22);
@@ -89,7 +91,7 @@ void check_strides(Context& ctx, DType dtype, bool aligned, bool wide_x = false)
   const std::vector<float> w_used(decoded.begin() + size_t{first} * cols, decoded.begin() + size_t{first + count} * cols);
   const std::vector<test::RefDot> ref = test::ref_matmul(w_used, count, cols, x_dense, tokens);
 
-  Arena arena(ctx, "matmul-test", MemoryUse::Device, 1 << 20);
+  Arena arena(ctx, "matmul-test", MemoryUse::Device, 4 << 20);
   const BufferRange w = test::upload_vector(ctx, arena, m.words());
   const BufferRange xb = test::upload_vector(ctx, arena, x);
   const bool rows_fit =
@@ -99,7 +101,7 @@ void check_strides(Context& ctx, DType dtype, bool aligned, bool wide_x = false)
   const DeviceCaps& caps = ctx.caps();
   if (rows_fit && caps.uniform_offset_alignment <= 16 && caps.max_uniform_range >= 65536) {  // lavapipe's
     const std::string rows_kernel = matmul_kernel(caps, dtype, push, w.offset, xb.offset, MatmulKernel::Rows);
-    CHECK(rows_kernel.ends_with("_ubo") == !wide_x);
+    CHECK(rows_kernel.ends_with("_ubo") == !long_rows);
   }
   for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
     CAPTURE(int(kernel));
@@ -129,11 +131,11 @@ TEST_CASE_FIXTURE(test::GpuTest, "matmul honours weight_row, strides, y_offset a
   for (DType dtype : {DType::F16, DType::Q4_0}) {
     check_strides(ctx, dtype, false);
     check_strides(ctx, dtype, true);
-    if (ctx.caps().max_uniform_range >= 65536) check_strides(ctx, dtype, true, true);
+    check_strides(ctx, dtype, true, true);
   }
 }
 
-TEST_CASE("matmul kernel choice: x as a uniform buffer per 8 tokens where their rows fit one") {
+TEST_CASE("matmul kernel choice: x as a uniform buffer per token where each token's row fits one") {
   DeviceCaps caps;
   caps.cpu_device = true;  // the per-invocation flavour
   caps.max_uniform_range = 65536;
@@ -142,24 +144,24 @@ TEST_CASE("matmul kernel choice: x as a uniform buffer per 8 tokens where their 
   auto kernel = [&](DType dtype, MatmulPush p, uint64_t x_offset = 0) {
     return matmul_kernel(caps, dtype, p, 0, x_offset);
   };
-  // 8 dense tokens of 2048 columns are exactly 64 KiB; 1408 columns leave room for a wider stride.
+  // Megrez2's widths: 1408 to 10944 columns (43 KiB a token), any stride on the alignment.
   CHECK(kernel(DType::Q4_0, MatmulPush{1408, 2048, 64, 0, 0, 2048, 0, 1408, 0}) == "matmul_q4_0_rows_ubo");
   CHECK(kernel(DType::Q8_0, MatmulPush{2048, 1408, 64, 0, 0, 1408, 0, 2048, 0}) == "matmul_q8_0_rows_ubo");
-  CHECK(kernel(DType::F32, MatmulPush{2048, 1408, 9, 0, 0, 2048, 0, 2048, 0}) == "matmul_f32_rows_ubo");
-  CHECK(kernel(DType::Q4_0, MatmulPush{2048, 5632, 64, 0, 0, 5632, 0, 2048, 0}) == "matmul_q4_0_rows");  // 176 KiB
-  CHECK(kernel(DType::Q4_0, MatmulPush{8, 2048, 9, 0, 0, 2052, 0, 8, 0}) == "matmul_q4_0_rows");  // 16 bytes past
-  CHECK(kernel(DType::Q4_0, MatmulPush{8, 2048, 7, 0, 0, 2052, 0, 8, 0}) == "matmul_q4_0_rows_ubo");  // one group
-  CHECK(kernel(DType::F16, MatmulPush{8, 2048, 8, 0, 4, 2048, 0, 8, 0}, 16) == "matmul_f16_rows_ubo");
-  // Every group's first token must lie on the uniform alignment, not only the first group's.
+  CHECK(kernel(DType::Q4_0, MatmulPush{2048, 5632, 64, 0, 0, 5632, 0, 2048, 0}) == "matmul_q4_0_rows_ubo");
+  CHECK(kernel(DType::BF16, MatmulPush{2048, 10944, 9, 0, 0, 10944, 0, 2048, 0}) == "matmul_bf16_rows_ubo");
+  CHECK(kernel(DType::F32, MatmulPush{8, 1408, 9, 0, 4, 2052, 0, 8, 0}, 16) == "matmul_f32_rows_ubo");
+  CHECK(kernel(DType::F16, MatmulPush{8, 16384, 9, 0, 0, 16384, 0, 8, 0}) == "matmul_f16_rows_ubo");  // 64 KiB
+  CHECK(kernel(DType::F16, MatmulPush{8, 16392, 9, 0, 0, 16392, 0, 8, 0}) == "matmul_f16_rows");      // past it
+  // Every token's row must start on the uniform alignment, not only the first one's.
   caps.uniform_offset_alignment = 256;
-  CHECK(kernel(DType::F16, MatmulPush{8, 128, 8, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows_ubo");  // one group
-  CHECK(kernel(DType::F16, MatmulPush{8, 128, 9, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows");      // 4224 bytes on
-  CHECK(kernel(DType::F16, MatmulPush{8, 128, 9, 0, 0, 128, 0, 8, 0}) == "matmul_f16_rows_ubo");  // 4096 bytes on
-  CHECK(kernel(DType::F16, MatmulPush{8, 128, 8, 0, 4, 128, 0, 8, 0}) == "matmul_f16_rows");      // byte 16
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 2, 0, 0, 128, 0, 8, 0}) == "matmul_f16_rows_ubo");  // 512 bytes on
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 2, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows");      // 528 bytes on
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 1, 0, 0, 132, 0, 8, 0}) == "matmul_f16_rows_ubo");  // one token
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 1, 0, 4, 128, 0, 8, 0}) == "matmul_f16_rows");      // byte 16
+  CHECK(kernel(DType::F16, MatmulPush{8, 128, 1, 0, 64, 128, 0, 8, 0}) == "matmul_f16_rows_ubo");  // byte 256
   caps.max_uniform_range = 16384;  // the minimum profile
-  CHECK(kernel(DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}) == "matmul_f16_rows_ubo");
-  CHECK(kernel(DType::F16, MatmulPush{8, 1024, 8, 0, 0, 1024, 0, 8, 0}) == "matmul_f16_rows");
-  CHECK(kernel(DType::F16, MatmulPush{8, 1024, 4, 0, 0, 1024, 0, 8, 0}) == "matmul_f16_rows_ubo");
+  CHECK(kernel(DType::F16, MatmulPush{8, 4096, 9, 0, 0, 4096, 0, 8, 0}) == "matmul_f16_rows_ubo");
+  CHECK(kernel(DType::F16, MatmulPush{8, 4104, 9, 0, 0, 4160, 0, 8, 0}) == "matmul_f16_rows");
   CHECK(matmul_kernel(caps, DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}, 0, 0, MatmulKernel::Tiled) ==
         "matmul_f16");
   caps.cpu_device = false;  // GPUs: the tiles

@@ -23,9 +23,11 @@ TEST_CASE("every embedded module matches its variant-table row") {
     CHECK(r.bindings.size() == shader.bindings);
     for (uint32_t i = 0; i < r.bindings.size(); ++i) CHECK(r.bindings[i] == i);
     CHECK(r.push_size == shader.push_size);
-    // Only the *_ubo variants read a uniform buffer, and only as their input x (binding 1).
-    const bool ubo = std::string_view(shader.name).ends_with("_ubo");
-    CHECK(r.uniform_bindings == (ubo ? 2u : 0u));
+    // Only the *_ubo variants read uniform buffers, and only as their input x: binding 1, and
+    // in the prefill products (one per token of 8) bindings 1 and 3-9.
+    const std::string_view name = shader.name;
+    const bool ubo = name.ends_with("_ubo"), per_token = ubo && name.starts_with("matmul_");
+    CHECK(r.uniform_bindings == (per_token ? 0x3fau : ubo ? 2u : 0u));
     CHECK(find_embedded_shader(shader.name) == &shader);
   }
   CHECK(find_embedded_shader("no_such_variant") == nullptr);
@@ -36,7 +38,7 @@ TEST_CASE("every embedded module matches its variant-table row") {
   CHECK(copy->push_size == 4);
   CHECK(std::string(copy->source) == "copy.comp");
   for (const char* name : {"matvec_q8_0_rows_ubo", "matvec_q4_0_rows_wide_ubo", "moe_gate_up_q8_0_rows_wide_ubo",
-                           "moe_down_f16_rows_ubo", "swiglu_fused_bf16_rows_ubo"}) {
+                           "moe_down_f16_rows_ubo", "swiglu_fused_bf16_rows_ubo", "matmul_q4_0_rows_ubo"}) {
     CAPTURE(name);
     CHECK(find_embedded_shader(name) != nullptr);
   }
