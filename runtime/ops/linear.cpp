@@ -124,8 +124,9 @@ bool is_rows_kernel(const std::string& kernel) {
   return is_wide_kernel(kernel) || kernel.ends_with("_rows") || kernel.ends_with("_rows_ubo");
 }
 
-std::string with_uniform_input(const std::string& kernel, bool uniform_fit) {
-  return uniform_fit && is_rows_kernel(kernel) && !is_uniform_input_kernel(kernel) ? kernel + "_ubo" : kernel;
+std::string rows_twin(const std::string& kernel, bool wide, bool uniform) {
+  if (!kernel.ends_with("_rows")) return kernel;
+  return kernel + (wide ? "_wide" : "") + (uniform ? "_ubo" : "");
 }
 
 bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset) {
@@ -213,9 +214,8 @@ std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::Matm
       rows_per_invocation_fit(weights, p.cols, w_offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols), x_offset,
                               p.x_offset);
   if (!matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true))) return matmul_variant(weights, false);
-  return with_uniform_input(
-      matmul_variant(weights, true),
-      matmul_uniform_input_fit(caps, x_offset + uint64_t{p.x_offset} * 4, p.x_stride, p.cols, p.tokens));
+  return rows_twin(matmul_variant(weights, true), false,
+                   matmul_uniform_input_fit(caps, x_offset + uint64_t{p.x_offset} * 4, p.x_stride, p.cols, p.tokens));
 }
 
 // ---- matvec / matmul ----------------------------------------------------------------------
@@ -225,9 +225,8 @@ std::string matvec_kernel(const DeviceCaps& caps, DType weights, const abi::Matv
   const uint64_t first_row_offset = w_offset + uint64_t{p.weight_row} * row_bytes(weights, p.cols);
   const bool rows_fit = p.cols > 0 && rows_per_invocation_fit(weights, p.cols, first_row_offset, x_offset, p.x_offset);
   const std::string kernel = matvec_variant(weights, caps, reduce, rows_fit);
-  const bool wide = kernel.ends_with("_rows") && matvec_wide_units_fit(weights, p.cols, first_row_offset);
-  return with_uniform_input(wide ? kernel + "_wide" : kernel,
-                            row_input_uniform_fit(caps, x_offset + uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4));
+  return rows_twin(kernel, matvec_wide_units_fit(weights, p.cols, first_row_offset),
+                   row_input_uniform_fit(caps, x_offset + uint64_t{p.x_offset} * 4, uint64_t{p.cols} * 4));
 }
 
 void record_matvec(CommandBuffer& cmd, DType weights, const BufferRange& w, const BufferRange& x,

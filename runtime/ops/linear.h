@@ -36,9 +36,10 @@ bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offs
 // minUniformBufferOffsetAlignment (and 16-byte) boundary and fit maxUniformBufferRange and
 // MEGREZ_ROW_INPUT_UNIFORM_BYTES. The launcher then binds exactly those bytes.
 bool row_input_uniform_fit(const DeviceCaps& caps, uint64_t first, uint64_t bytes);
-// `kernel` + "_ubo" where it is a per-invocation variant (..._rows, ..._rows_wide) and
-// `uniform_fit`; else `kernel`.
-std::string with_uniform_input(const std::string& kernel, bool uniform_fit);
+// The twin of a per-invocation variant `kernel` (a name ending "_rows") that the operands
+// allow: + "_wide" where its rows fit 16-byte units (`wide`), then + "_ubo" where its input fits
+// a uniform buffer (`uniform`). Any other name comes back as it is.
+std::string rows_twin(const std::string& kernel, bool wide, bool uniform);
 // Whether a variant name is a per-invocation one (..._rows, ..._rows_wide, either + "_ubo"),
 // one reading 16-byte quantized units (..._rows_wide[_ubo]), one reading x as a uniform buffer.
 bool is_rows_kernel(const std::string& kernel);

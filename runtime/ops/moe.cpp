@@ -131,10 +131,9 @@ ProductLaunch product_launch(const DeviceCaps& caps, const std::string& kernel, 
 // x as a uniform buffer where the `x_bytes` read from the start of `x` fit one.
 std::string rows_kernel_for(const DeviceCaps& caps, const std::string& kernel, DType weights, uint32_t cols,
                             std::initializer_list<uint64_t> first_row_offsets, const BufferRange& x, uint64_t x_bytes) {
-  if (!kernel.ends_with("_rows")) return kernel;
   const bool wide = std::all_of(first_row_offsets.begin(), first_row_offsets.end(),
                                 [&](uint64_t offset) { return matvec_wide_units_fit(weights, cols, offset); });
-  return with_uniform_input(wide ? kernel + "_wide" : kernel, row_input_uniform_fit(caps, x.offset, x_bytes));
+  return rows_twin(kernel, wide, row_input_uniform_fit(caps, x.offset, x_bytes));
 }
 
 // The input binding a variant reads: exactly the bytes read where it is a uniform buffer.
