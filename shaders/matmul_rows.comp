@@ -1,9 +1,8 @@
 #version 450
 // Prefill product, "per invocation" flavour for CPU drivers (common/row_dot.glsl says why):
 //   Y[t * y_stride + y_offset + r] (+)= sum_c W[weight_row + r, c] * X[x_offset + t * x_stride + c]
-// Each invocation sums ROWS_PER_INVOCATION rows x TOKENS_PER_INVOCATION tokens alone, so each
-// weight load (and each quantized block's decoding) serves 8 tokens and each x load 4 rows
-// (8 tokens measured 1.2-1.9x faster than 4 for q8_0/q4_0 on lavapipe, 16 slower: spills).
+// Each invocation sums ROWS_PER_INVOCATION rows x TOKENS_PER_INVOCATION tokens alone (4 x 8,
+// abi/matmul.h says why).
 // Same push constants and bindings as matmul.comp (abi/matmul.h); the host picks this flavour
 // only where W and X fit its 16/8-byte reads. Grid: {ceil(rows / (workgroup * 4)), ceil(tokens / 8)}.
 // Variant matmul_<fmt>_rows_ubo (ROW_INPUT_UNIFORM_PER_TOKEN) reads X as 8 uniform buffers, one
@@ -14,8 +13,8 @@
 #include "common/workgroup.glsl"
 #include "abi/matmul.h"
 
-#define ROWS_PER_INVOCATION 4
-#define TOKENS_PER_INVOCATION 8
+#define ROWS_PER_INVOCATION MEGREZ_MATMUL_ROWS_PER_INVOCATION
+#define TOKENS_PER_INVOCATION MEGREZ_MATMUL_TOKENS_PER_INVOCATION
 #define ROW_STREAMS ROWS_PER_INVOCATION
 #define ROW_TOKENS TOKENS_PER_INVOCATION
 #include "common/row_dot.glsl"  // bindings 0 (W) and 1 (X; _ubo: 1 and 3-9)

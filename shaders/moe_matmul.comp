@@ -18,7 +18,7 @@
 #include "abi/moe.h"
 
 #ifdef PER_INVOCATION
-#define ROWS_PER_INVOCATION 4
+#define ROWS_PER_INVOCATION 4  // kMatmulRowsPerInvocation on the host
 #define ENTRIES_PER_INVOCATION 4
 #ifdef MOE_GATE_UP
 #define ROW_STREAMS (2 * ROWS_PER_INVOCATION)  // gate rows, then up rows

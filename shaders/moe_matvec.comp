@@ -45,9 +45,9 @@ layout(set = 0, binding = 3) readonly buffer SlotTable { uint slot_table[]; };
 layout(set = 0, binding = 4) writeonly buffer Output { float output_values[]; };
 #endif
 layout(push_constant) uniform Push { MoePush pc; };
-layout(constant_id = 4) const uint ROWS_PER_GROUP = 4u;
 
 #ifndef PER_INVOCATION
+layout(constant_id = 4) const uint ROWS_PER_GROUP = 4u;
 #define WEIGHT_WORD(i) weight_words[i]
 #include "common/weights.glsl"
 // Sums: gate rows 0..R-1, then up rows R..2R-1 (gate/up modes). One named constant, so

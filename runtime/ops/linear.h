@@ -48,10 +48,10 @@ bool is_uniform_input_kernel(const std::string& kernel);
 // Rows one invocation of matvec_<fmt>_rows (or _rows_wide) sums (abi/matvec.h).
 uint32_t matvec_rows_per_invocation(DType weights, bool wide = false);
 // Rows one invocation of matmul_<fmt>_rows and of the batched MoE products' _rows variants
-// sums (ROWS_PER_INVOCATION in matmul_rows.comp and moe_matmul.comp).
-inline constexpr uint32_t kMatmulRowsPerInvocation = 4;
-// Tokens one invocation of matmul_<fmt>_rows sums (TOKENS_PER_INVOCATION in matmul_rows.comp).
-inline constexpr uint32_t kTokensPerInvocation = 8;
+// sums (abi/matmul.h; ROWS_PER_INVOCATION in moe_matmul.comp).
+inline constexpr uint32_t kMatmulRowsPerInvocation = MEGREZ_MATMUL_ROWS_PER_INVOCATION;
+// Tokens one invocation of matmul_<fmt>_rows sums (abi/matmul.h).
+inline constexpr uint32_t kTokensPerInvocation = MEGREZ_MATMUL_TOKENS_PER_INVOCATION;
 
 struct MatmulShape {
   uint32_t tile_rows = 0, tile_tokens = 0;      // output tile of one workgroup
