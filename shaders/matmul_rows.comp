@@ -5,6 +5,8 @@
 // abi/matmul.h says why).
 // Same push constants and bindings as matmul.comp (abi/matmul.h); the host picks this flavour
 // only where W and X fit its 16/8-byte reads. Grid: {ceil(rows / (workgroup * 4)), ceil(tokens / 8)}.
+// Variants *_shuffle (quantized formats, ROW_INPUT_SHUFFLE) share x's loads across the
+// subgroup through shuffles (common/row_dot.glsl): 1.1-1.4x faster again on lavapipe.
 // Variant matmul_<fmt>_rows_ubo (ROW_INPUT_UNIFORM_PER_TOKEN) reads X as 8 uniform buffers, one
 // token's row each (bindings 1 and 3-9): the host dispatches each group of 8 tokens alone
 // (grid y = 1, x_offset = x_stride = 0). On lavapipe x's loads outnumber the weights' 2:1 here,
@@ -24,7 +26,11 @@ layout(push_constant) uniform Push { MatmulPush pc; };
 void main() {
   const uint first_row = (gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
   const uint first_token = gl_WorkGroupID.y * TOKENS_PER_INVOCATION;
+#ifdef ROW_INPUT_SHUFFLE
+  if (first_token >= pc.tokens) return;  // whole workgroups only: every lane takes part in the shuffles
+#else
   if (first_row >= pc.rows || first_token >= pc.tokens) return;  // no barriers below
+#endif
   const uint row_units = WEIGHT_ROW_BYTES(pc.cols) / ROW_UNIT_BYTES;
   // Rows and tokens past the end re-read the last one; their sums are never written.
   uint first_unit[ROW_STREAMS];

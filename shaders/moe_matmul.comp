@@ -12,7 +12,8 @@
 // invocations) only by fp32 rounding.
 // PER_INVOCATION (variants *_mm_<fmt>_rows, for CPU drivers: common/row_dot.glsl says why):
 // no shared memory; each invocation sums ROWS_PER_INVOCATION rows (of both matrices in
-// gate/up) for the tile's entries, ENTRIES_PER_INVOCATION at a time.
+// gate/up) for the tile's entries, ENTRIES_PER_INVOCATION at a time; the *_rows_shuffle twins
+// (quantized, ROW_INPUT_SHUFFLE) share x's loads across the subgroup (common/row_dot.glsl).
 #extension GL_GOOGLE_include_directive : require
 #include "common/workgroup.glsl"
 #include "abi/moe.h"
@@ -45,7 +46,12 @@ void main() {
   const uint tile = gl_WorkGroupID.x;  // fastest: see the tiled main() below
   // Not uniform per workgroup: fine, this flavour has no barriers.
   const uint first_row = (gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationIndex) * ROWS_PER_INVOCATION;
+#ifdef ROW_INPUT_SHUFFLE
+  // Whole workgroups only (every lane takes part in the shuffles): rows past the end are clamped.
+  if (tile >= min(tiles[0], pc.max_tiles) || pc.top_k == 0u) return;
+#else
   if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
+#endif
   const uint expert = tiles[1u + MOE_TILE_WORDS * tile];
   const uint first = tiles[2u + MOE_TILE_WORDS * tile];
   const uint count = tiles[3u + MOE_TILE_WORDS * tile];
@@ -175,7 +181,12 @@ void main() {
   const uint tile = gl_WorkGroupID.x;
   const uint first_row = gl_WorkGroupID.y * TILE_ROWS;
   // Uniform early returns (before any barrier).
+#ifdef ROW_INPUT_SHUFFLE
+  // Whole workgroups only (every lane takes part in the shuffles): rows past the end are clamped.
+  if (tile >= min(tiles[0], pc.max_tiles) || pc.top_k == 0u) return;
+#else
   if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
+#endif
   const uint expert = tiles[1u + MOE_TILE_WORDS * tile];
   const uint first = tiles[2u + MOE_TILE_WORDS * tile];
   const uint count = tiles[3u + MOE_TILE_WORDS * tile];

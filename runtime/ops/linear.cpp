@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string_view>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -116,17 +117,37 @@ bool row_input_uniform_fit(const DeviceCaps& caps, uint64_t first, uint64_t byte
          bytes <= std::min<uint64_t>(caps.max_uniform_range, MEGREZ_ROW_INPUT_UNIFORM_BYTES);
 }
 
-bool is_uniform_input_kernel(const std::string& kernel) { return kernel.ends_with("_ubo"); }
-bool is_wide_kernel(const std::string& kernel) {
-  return kernel.ends_with("_rows_wide") || kernel.ends_with("_rows_wide_ubo");
+namespace {
+
+// A variant name without its "_shuffle" twin suffix.
+std::string_view without_shuffle(std::string_view kernel) {
+  if (kernel.ends_with("_shuffle")) kernel.remove_suffix(std::string_view("_shuffle").size());
+  return kernel;
 }
-bool is_rows_kernel(const std::string& kernel) {
-  return is_wide_kernel(kernel) || kernel.ends_with("_rows") || kernel.ends_with("_rows_ubo");
+// ... and without its "_ubo" one.
+std::string_view rows_base(std::string_view kernel) {
+  kernel = without_shuffle(kernel);
+  if (kernel.ends_with("_ubo")) kernel.remove_suffix(std::string_view("_ubo").size());
+  return kernel;
 }
 
-std::string rows_twin(const std::string& kernel, bool wide, bool uniform) {
+}  // namespace
+
+bool is_uniform_input_kernel(const std::string& kernel) { return without_shuffle(kernel).ends_with("_ubo"); }
+bool is_wide_kernel(const std::string& kernel) { return rows_base(kernel).ends_with("_rows_wide"); }
+bool is_rows_kernel(const std::string& kernel) {
+  const std::string_view base = rows_base(kernel);
+  return base.ends_with("_rows") || base.ends_with("_rows_wide");
+}
+
+std::string rows_twin(const std::string& kernel, bool wide, bool uniform, bool shuffle) {
   if (!kernel.ends_with("_rows")) return kernel;
-  return kernel + (wide ? "_wide" : "") + (uniform ? "_ubo" : "");
+  return kernel + (wide ? "_wide" : "") + (uniform ? "_ubo" : "") + (shuffle ? "_shuffle" : "");
+}
+
+bool rows_input_shuffle_fit(const DeviceCaps& caps, DType weights) {
+  return dtype_is_quantized(weights) && caps.subgroup_shuffle && caps.subgroup_size >= 4 &&
+         matvec_shape(caps, true, kMatmulRowsPerInvocation).workgroup == caps.subgroup_size;
 }
 
 bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offset) {
@@ -215,7 +236,8 @@ std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::Matm
                               p.x_offset);
   if (!matmul_uses_rows(caps, choice, rows_fit, matmul_variant(weights, true))) return matmul_variant(weights, false);
   return rows_twin(matmul_variant(weights, true), false,
-                   matmul_uniform_input_fit(caps, x_offset + uint64_t{p.x_offset} * 4, p.x_stride, p.cols, p.tokens));
+                   matmul_uniform_input_fit(caps, x_offset + uint64_t{p.x_offset} * 4, p.x_stride, p.cols, p.tokens),
+                   rows_input_shuffle_fit(caps, weights));
 }
 
 // ---- matvec / matmul ----------------------------------------------------------------------

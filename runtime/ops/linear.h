@@ -38,10 +38,17 @@ bool matvec_wide_units_fit(DType weights, uint32_t cols, uint64_t first_row_offs
 bool row_input_uniform_fit(const DeviceCaps& caps, uint64_t first, uint64_t bytes);
 // The twin of a per-invocation variant `kernel` (a name ending "_rows") that the operands
 // allow: + "_wide" where its rows fit 16-byte units (`wide`), then + "_ubo" where its input fits
-// a uniform buffer (`uniform`). Any other name comes back as it is.
-std::string rows_twin(const std::string& kernel, bool wide, bool uniform);
-// Whether a variant name is a per-invocation one (..._rows, ..._rows_wide, either + "_ubo"),
-// one reading 16-byte quantized units (..._rows_wide[_ubo]), one reading x as a uniform buffer.
+// a uniform buffer (`uniform`), then + "_shuffle" where its lanes share x's loads through
+// subgroup shuffles (`shuffle`: the batched products, rows_input_shuffle_fit). Any other name
+// comes back as it is.
+std::string rows_twin(const std::string& kernel, bool wide, bool uniform, bool shuffle = false);
+// Whether the batched per-invocation products (matmul_<q>_rows*, moe_*_mm_<q>_rows) may share
+// x's loads across a subgroup (their *_shuffle twins): quantized weights, subgroup shuffles, and
+// a per-invocation workgroup that is one whole subgroup of at least 4 lanes.
+bool rows_input_shuffle_fit(const DeviceCaps& caps, DType weights);
+// Whether a variant name is a per-invocation one (..._rows, ..._rows_wide, then "_ubo" and
+// "_shuffle" twins), one reading 16-byte quantized units (..._rows_wide...), one reading x as a
+// uniform buffer (..._ubo...).
 bool is_rows_kernel(const std::string& kernel);
 bool is_wide_kernel(const std::string& kernel);
 bool is_uniform_input_kernel(const std::string& kernel);

@@ -423,7 +423,7 @@ void record_routed_matmul(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
   const bool rows_fit = expert_rows_fit(slots, down, input);
   const std::string base = std::string(down ? "moe_down_mm_" : "moe_gate_up_mm_") + dtype_name(type);
   const bool rows = matmul_uses_rows(caps, choice, rows_fit, base + "_rows");
-  const std::string kernel = base + (rows ? "_rows" : "");
+  const std::string kernel = rows ? rows_twin(base + "_rows", false, false, rows_input_shuffle_fit(caps, type)) : base;
   abi::MoePush p = routed_push(slots, args, down, kernel);
   const uint64_t entries = uint64_t{args.tokens} * args.top_k;
   require(s.entries == entries && s.n_experts == args.n_experts, kernel,

@@ -33,6 +33,16 @@
 // Decoding is that of weights.glsl, exact; only the order of the fp32 additions differs from
 // the other flavours (within the kernels' tolerance; each flavour is deterministic).
 
+#ifdef ROW_INPUT_SHUFFLE
+// x shared through subgroup shuffles (the *_shuffle twins of the batched products, quantized
+// rows): ROW_TOKENS tokens' x loads per block instead of 8 x ROW_TOKENS, since on llvmpipe each
+// such load is a loop over the lanes. Needs every lane of a subgroup in the call, summing rows
+// of the same tokens (workgroup = one subgroup of at least 4 lanes; the host checks).
+#extension GL_KHR_shader_subgroup_shuffle : require
+#if !defined(WEIGHT_Q8_0) && !defined(WEIGHT_Q4_0)
+#error "ROW_INPUT_SHUFFLE is for quantized rows"
+#endif
+#endif
 #if defined(WEIGHT_Q8_0) || defined(WEIGHT_Q4_0)
 #if defined(ROW_WIDE)
 #define ROW_UNIT uvec4
@@ -147,9 +157,28 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
     }
     for (uint block = 0u; block < ROW_STEP_BLOCKS; ++block) {
       vec4 xs[ROW_TOKENS][8];
+#ifdef ROW_INPUT_SHUFFLE
+      // Each lane loads one (4 lanes: two) of the block's 8 vec4s of x per token, and shuffles
+      // hand them round: every lane of the subgroup sums other rows of the same tokens.
+      const uint lane = gl_SubgroupInvocationID;
+      for (uint t = 0u; t < ROW_TOKENS; ++t) {
+        const uint first = x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u;
+        if (gl_SubgroupSize >= 8u) {
+          const vec4 mine = INPUT4_OF(t, first + (lane & 7u));
+          for (uint k = 0u; k < 8u; ++k) xs[t][k] = subgroupShuffle(mine, k);
+        } else {
+          const vec4 lo = INPUT4_OF(t, first + (lane & 3u)), hi = INPUT4_OF(t, first + 4u + (lane & 3u));
+          for (uint k = 0u; k < 4u; ++k) {
+            xs[t][k] = subgroupShuffle(lo, k);
+            xs[t][k + 4u] = subgroupShuffle(hi, k);
+          }
+        }
+      }
+#else
       for (uint t = 0u; t < ROW_TOKENS; ++t) {
         for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4_OF(t, x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u + k);
       }
+#endif
       const uint pair = (block >> 1) * ROW_PAIR_WORDS;
       const bool second = (block & 1u) != 0u;
       for (uint s = 0u; s < ROW_STREAMS; ++s) {

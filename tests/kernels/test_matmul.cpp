@@ -101,7 +101,9 @@ void check_strides(Context& ctx, DType dtype, bool aligned, bool long_rows = fal
   const DeviceCaps& caps = ctx.caps();
   if (rows_fit && caps.uniform_offset_alignment <= 16 && caps.max_uniform_range >= 65536) {  // lavapipe's
     const std::string rows_kernel = matmul_kernel(caps, dtype, push, w.offset, xb.offset, MatmulKernel::Rows);
-    CHECK(rows_kernel.ends_with("_ubo") == !long_rows);
+    CHECK(is_uniform_input_kernel(rows_kernel) == !long_rows);
+    // Quantized rows share x's loads through subgroup shuffles where the device has them.
+    CHECK(rows_kernel.ends_with("_shuffle") == (dtype_is_quantized(dtype) && caps.subgroup_shuffle));
   }
   for (MatmulKernel kernel : test::matmul_kernels(rows_fit)) {
     CAPTURE(int(kernel));
@@ -166,6 +168,40 @@ TEST_CASE("matmul kernel choice: x as a uniform buffer per token where each toke
         "matmul_f16");
   caps.cpu_device = false;  // GPUs: the tiles
   CHECK(kernel(DType::F16, MatmulPush{8, 512, 8, 0, 0, 512, 0, 8, 0}) == "matmul_f16");
+}
+
+TEST_CASE("matmul kernel choice: quantized rows share x through subgroup shuffles on whole subgroups") {
+  DeviceCaps caps;
+  caps.cpu_device = true;
+  caps.max_uniform_range = 65536;
+  caps.uniform_offset_alignment = 16;
+  caps.subgroup_shuffle = true;
+  caps.subgroup_size = 8;
+  caps.max_workgroup_invocations = 256;
+  caps.max_workgroup_size[0] = 256;
+  using abi::MatmulPush;
+  const MatmulPush dense{1408, 2048, 64, 0, 0, 2048, 0, 1408, 0};
+  CHECK(matmul_kernel(caps, DType::Q4_0, dense, 0, 0) == "matmul_q4_0_rows_ubo_shuffle");
+  CHECK(matmul_kernel(caps, DType::Q8_0, dense, 0, 0) == "matmul_q8_0_rows_ubo_shuffle");
+  CHECK(matmul_kernel(caps, DType::F16, dense, 0, 0) == "matmul_f16_rows_ubo");  // float rows: no shuffle twin
+  CHECK(matmul_kernel(caps, DType::Q8_0, MatmulPush{8, 16512, 9, 0, 0, 16512, 0, 8, 0}, 0, 0) ==
+        "matmul_q8_0_rows_shuffle");  // a token's row past 64 KiB: storage buffer, still shared
+  CHECK(is_rows_kernel("matmul_q8_0_rows_shuffle"));
+  CHECK(is_uniform_input_kernel("matmul_q8_0_rows_ubo_shuffle"));
+  CHECK(!is_uniform_input_kernel("matmul_q8_0_rows_shuffle"));
+  CHECK(!is_wide_kernel("matmul_q8_0_rows_ubo_shuffle"));
+  CHECK(rows_input_shuffle_fit(caps, DType::Q4_0));
+  caps.subgroup_size = 16;  // LP_NATIVE_VECTOR_WIDTH=512: lanes 8-15 load what lanes 0-7 do
+  CHECK(rows_input_shuffle_fit(caps, DType::Q4_0));
+  caps.subgroup_size = 4;
+  CHECK(rows_input_shuffle_fit(caps, DType::Q4_0));
+  caps.subgroup_size = 2;  // the shader hands round 8 vec4s from at most 2 loads per lane
+  CHECK(!rows_input_shuffle_fit(caps, DType::Q4_0));
+  caps.subgroup_size = 128;  // a workgroup would not be one subgroup (at most 64 invocations)
+  CHECK(!rows_input_shuffle_fit(caps, DType::Q4_0));
+  caps.subgroup_size = 8;
+  caps.subgroup_shuffle = false;  // the minimum profile
+  CHECK(matmul_kernel(caps, DType::Q4_0, dense, 0, 0) == "matmul_q4_0_rows_ubo");
 }
 
 TEST_CASE_FIXTURE(test::GpuTest, "matmul tile shape fits the device and the launcher checks its ranges") {
