@@ -26,7 +26,8 @@ TEST_CASE("every embedded module matches its variant-table row") {
     // Only the *_ubo variants read uniform buffers, and only as their input x: binding 1, and
     // in the prefill products (one per token of 8) bindings 1 and 3-9.
     const std::string_view name = shader.name;
-    const bool ubo = name.ends_with("_ubo"), per_token = ubo && name.starts_with("matmul_");
+    const bool ubo = name.ends_with("_ubo") || name.ends_with("_ubo_shuffle");
+    const bool per_token = ubo && name.starts_with("matmul_");
     CHECK(r.uniform_bindings == (per_token ? 0x3fau : ubo ? 2u : 0u));
     CHECK(find_embedded_shader(shader.name) == &shader);
   }
