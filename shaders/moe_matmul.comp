@@ -181,12 +181,7 @@ void main() {
   const uint tile = gl_WorkGroupID.x;
   const uint first_row = gl_WorkGroupID.y * TILE_ROWS;
   // Uniform early returns (before any barrier).
-#ifdef ROW_INPUT_SHUFFLE
-  // Whole workgroups only (every lane takes part in the shuffles): rows past the end are clamped.
-  if (tile >= min(tiles[0], pc.max_tiles) || pc.top_k == 0u) return;
-#else
   if (tile >= min(tiles[0], pc.max_tiles) || first_row >= pc.rows || pc.top_k == 0u) return;
-#endif
   const uint expert = tiles[1u + MOE_TILE_WORDS * tile];
   const uint first = tiles[2u + MOE_TILE_WORDS * tile];
   const uint count = tiles[3u + MOE_TILE_WORDS * tile];

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <string_view>
 #include <limits>
+#include <string_view>
 #include <tuple>
 #include <vector>
 

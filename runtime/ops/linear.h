@@ -97,9 +97,10 @@ bool rows_per_invocation_fit(DType weights, uint32_t cols, uint64_t weight_offse
                              uint64_t x_element = 0);
 
 // The prefill product's kernels: the shared-memory tiles (matmul.comp), or whole rows and
-// tokens per invocation (matmul_rows.comp, 4 rows x 8 tokens, x a uniform buffer where it fits, for CPU drivers: common/row_dot.glsl). Auto
-// picks Rows where caps.sum_rows_per_invocation() and the operands fit it (as for matvec, and
-// x_stride % 4 == 0); forcing Rows where they do not is a megrez::Error.
+// tokens per invocation (matmul_rows.comp, 4 rows x 8 tokens, for CPU drivers:
+// common/row_dot.glsl). Auto picks Rows where caps.sum_rows_per_invocation() and the operands
+// fit it (as for matvec, and x_stride % 4 == 0); forcing Rows where they do not is a
+// megrez::Error.
 enum class MatmulKernel { Auto, Tiled, Rows };
 // Whether `choice` means the per-invocation kernel here (Auto resolved as auto_reduce does);
 // Rows where the operands do not fit is a megrez::Error naming `kernel`.
@@ -121,8 +122,8 @@ std::string matmul_variant(DType weights, bool rows = false);
 bool matmul_uniform_input_fit(const DeviceCaps& caps, uint64_t x_first, uint32_t x_stride, uint32_t cols,
                               uint32_t tokens);
 // The variant record_matmul launches for `p` over weights bound at byte w_offset and x at
-// x_offset: "matmul_q4_0" (tiles), "matmul_q4_0_rows", or "matmul_q4_0_rows_ubo" where x fits
-// matmul_uniform_input_fit.
+// x_offset: "matmul_q4_0" (tiles) or "matmul_q4_0_rows", the latter + "_ubo" where x fits
+// matmul_uniform_input_fit, then + "_shuffle" where rows_input_shuffle_fit.
 std::string matmul_kernel(const DeviceCaps& caps, DType weights, const abi::MatmulPush& p, uint64_t w_offset,
                           uint64_t x_offset, MatmulKernel choice = MatmulKernel::Auto);
 std::string embed_variant(DType table);
