@@ -6,7 +6,7 @@
 // Same push constants and bindings as matmul.comp (abi/matmul.h); the host picks this flavour
 // only where W and X fit its 16/8-byte reads. Grid: {ceil(rows / (workgroup * 4)), ceil(tokens / 8)}.
 // Variants *_shuffle (quantized formats, ROW_INPUT_SHUFFLE) share x's loads across the
-// subgroup through shuffles (common/row_dot.glsl): 1.1-1.4x faster again on lavapipe.
+// subgroup through shuffles (common/row_dot.glsl): up to 1.5x faster again on lavapipe.
 // Variant matmul_<fmt>_rows_ubo (ROW_INPUT_UNIFORM_PER_TOKEN) reads X as 8 uniform buffers, one
 // token's row each (bindings 1 and 3-9): the host dispatches each group of 8 tokens alone
 // (grid y = 1, x_offset = x_stride = 0). On lavapipe x's loads outnumber the weights' 2:1 here,
