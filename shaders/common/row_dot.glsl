@@ -33,6 +33,11 @@
 // Decoding is that of weights.glsl, exact; only the order of the fp32 additions differs from
 // the other flavours (within the kernels' tolerance; each flavour is deterministic).
 
+// Every loop inside a step is [[unroll]]: Mesa's loop unroller left the quantized block loop
+// rolled (too big for its own limits), so words[][], xs[][] and q[] were indexed by a loop
+// variable, which llvmpipe keeps in memory and reads per lane. Forced, every index is a
+// constant: q8_0 / q4_0 products measured 1.4-2x faster; float formats unchanged.
+#extension GL_EXT_control_flow_attributes : require
 #ifdef ROW_INPUT_SHUFFLE
 // x shared through subgroup shuffles (the *_shuffle twins of the batched products, quantized
 // rows): ROW_TOKENS tokens' x loads per block instead of 8 x ROW_TOKENS, since on llvmpipe each
@@ -149,83 +154,83 @@ void row_dots(uint first_unit[ROW_STREAMS], uint x_first[ROW_TOKENS], uint cols,
     // scale in the low half of the first word and its quants straddling words (joined), block
     // B with its scale in the high half of word ROW_QS_WORDS and word-aligned quants after it.
     uint words[ROW_STREAMS][ROW_UNIT_WORDS * ROW_PAIR_WORDS];
-    for (uint s = 0u; s < ROW_STREAMS; ++s) {
-      for (uint u = 0u; u < ROW_STEP_UNITS; ++u) {
+    [[unroll]] for (uint s = 0u; s < ROW_STREAMS; ++s) {
+      [[unroll]] for (uint u = 0u; u < ROW_STEP_UNITS; ++u) {
         const ROW_UNIT unit = WEIGHT_UNIT(first_unit[s] + step * ROW_STEP_UNITS + u);
-        for (uint i = 0u; i < ROW_UNIT_WORDS; ++i) words[s][ROW_UNIT_WORDS * u + i] = unit[i];
+        [[unroll]] for (uint i = 0u; i < ROW_UNIT_WORDS; ++i) words[s][ROW_UNIT_WORDS * u + i] = unit[i];
       }
     }
-    for (uint block = 0u; block < ROW_STEP_BLOCKS; ++block) {
+    [[unroll]] for (uint block = 0u; block < ROW_STEP_BLOCKS; ++block) {
       vec4 xs[ROW_TOKENS][8];
 #ifdef ROW_INPUT_SHUFFLE
       // Each lane loads one (4 lanes: two) of the block's 8 vec4s of x per token, and shuffles
       // hand them round: every lane of the subgroup sums other rows of the same tokens.
       const uint lane = gl_SubgroupInvocationID;
-      for (uint t = 0u; t < ROW_TOKENS; ++t) {
+      [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) {
         const uint first = x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u;
         if (gl_SubgroupSize >= 8u) {
           const vec4 mine = INPUT4_OF(t, first + (lane & 7u));
-          for (uint k = 0u; k < 8u; ++k) xs[t][k] = subgroupShuffle(mine, k);
+          [[unroll]] for (uint k = 0u; k < 8u; ++k) xs[t][k] = subgroupShuffle(mine, k);
         } else {
           const vec4 lo = INPUT4_OF(t, first + (lane & 3u)), hi = INPUT4_OF(t, first + 4u + (lane & 3u));
-          for (uint k = 0u; k < 4u; ++k) {
+          [[unroll]] for (uint k = 0u; k < 4u; ++k) {
             xs[t][k] = subgroupShuffle(lo, k);
             xs[t][k + 4u] = subgroupShuffle(hi, k);
           }
         }
       }
 #else
-      for (uint t = 0u; t < ROW_TOKENS; ++t) {
-        for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4_OF(t, x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u + k);
+      [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) {
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) xs[t][k] = INPUT4_OF(t, x_first[t] + step * (ROW_STEP_COLS / 4u) + block * 8u + k);
       }
 #endif
       const uint pair = (block >> 1) * ROW_PAIR_WORDS;
       const bool second = (block & 1u) != 0u;
-      for (uint s = 0u; s < ROW_STREAMS; ++s) {
+      [[unroll]] for (uint s = 0u; s < ROW_STREAMS; ++s) {
         uint qs[ROW_QS_WORDS];
         float d;
         if (second) {
           d = weight_half(words[s][pair + ROW_QS_WORDS] >> 16);
-          for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = words[s][pair + ROW_QS_WORDS + 1u + k];
+          [[unroll]] for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = words[s][pair + ROW_QS_WORDS + 1u + k];
         } else {
           d = weight_half(words[s][pair] & 0xffffu);
-          for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = weight_join(words[s][pair + k], words[s][pair + k + 1u], true);
+          [[unroll]] for (uint k = 0u; k < ROW_QS_WORDS; ++k) qs[k] = weight_join(words[s][pair + k], words[s][pair + k + 1u], true);
         }
         // The block's 32 quants in column order, as floats (the scale is applied to the sums).
         vec4 q[8];
 #if defined(WEIGHT_Q8_0)
-        for (uint k = 0u; k < 8u; ++k) q[k] = weight_i8x4(qs[k]);
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) q[k] = weight_i8x4(qs[k]);
 #else
-        for (uint k = 0u; k < 4u; ++k) {
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
           const uvec4 bytes = (uvec4(qs[k]) >> uvec4(0u, 8u, 16u, 24u)) & 0xffu;
           q[k] = vec4(bytes & 15u) - 8.0;        // columns 4k..4k+3
           q[k + 4u] = vec4(bytes >> 4u) - 8.0;   // columns 16+4k..
         }
 #endif
-        for (uint t = 0u; t < ROW_TOKENS; ++t) {
+        [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) {
           float sum = 0.0;
-          for (uint k = 0u; k < 8u; ++k) sum += dot(q[k], xs[t][k]);
+          [[unroll]] for (uint k = 0u; k < 8u; ++k) sum += dot(q[k], xs[t][k]);
           sums[s * ROW_TOKENS + t] += d * sum;
         }
       }
     }
 #elif defined(WEIGHT_F32)
     vec4 xv[ROW_TOKENS];
-    for (uint t = 0u; t < ROW_TOKENS; ++t) xv[t] = INPUT4_OF(t, x_first[t] + step);
-    for (uint s = 0u; s < ROW_STREAMS; ++s) {
+    [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) xv[t] = INPUT4_OF(t, x_first[t] + step);
+    [[unroll]] for (uint s = 0u; s < ROW_STREAMS; ++s) {
       const vec4 wv = uintBitsToFloat(WEIGHT_UNIT(first_unit[s] + step));
-      for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(wv, xv[t]);
+      [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(wv, xv[t]);
     }
 #else
     vec4 x_lo[ROW_TOKENS], x_hi[ROW_TOKENS];
-    for (uint t = 0u; t < ROW_TOKENS; ++t) {
+    [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) {
       x_lo[t] = INPUT4_OF(t, x_first[t] + 2u * step);
       x_hi[t] = INPUT4_OF(t, x_first[t] + 2u * step + 1u);
     }
-    for (uint s = 0u; s < ROW_STREAMS; ++s) {
+    [[unroll]] for (uint s = 0u; s < ROW_STREAMS; ++s) {
       const uvec4 unit = WEIGHT_UNIT(first_unit[s] + step);
       const vec4 lo = row_unit_lo(unit), hi = row_unit_hi(unit);
-      for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(lo, x_lo[t]) + dot(hi, x_hi[t]);
+      [[unroll]] for (uint t = 0u; t < ROW_TOKENS; ++t) sums[s * ROW_TOKENS + t] += dot(lo, x_lo[t]) + dot(hi, x_hi[t]);
     }
 #endif
   }
