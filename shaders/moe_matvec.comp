@@ -26,7 +26,7 @@
 #endif
 
 #ifdef PER_INVOCATION
-#if defined(WEIGHT_Q8_0) && defined(ROW_WIDE)
+#if (defined(WEIGHT_Q8_0) && defined(ROW_WIDE)) || defined(WEIGHT_F32)
 #define ROWS_PER_INVOCATION kMoeRowsPerInvocationFew
 #else
 #define ROWS_PER_INVOCATION kMoeRowsPerInvocation

@@ -122,13 +122,15 @@ TEST_CASE("moe decode kernel choice: 16-byte units and a uniform-buffer x where 
   // A part on an 8-byte boundary only: 8-byte units.
   const ExpertSlots shifted{layout, 4, {BufferRange{VK_NULL_HANDLE, 8, 4ull * layout.slot_bytes}}};
   CHECK(moe_product_kernel(caps, shifted, one, false, x) == "moe_gate_up_q8_0_rows_ubo");
-  // Float rows are 16-byte units already; q8_0 in 16-byte units keeps fewer rows in flight.
+  // Float rows are 16-byte units already; q8_0 in 16-byte units and f32 keep fewer rows in flight.
   const ExpertSlotLayout f16 = expert_slot_layout(DType::F16, DType::F16, 2048, 1408);
   CHECK(moe_product_kernel(caps, ExpertSlots{f16, 1, {BufferRange{VK_NULL_HANDLE, 0, f16.slot_bytes}}}, one, false, x) ==
         "moe_gate_up_f16_rows_ubo");
   CHECK(moe_rows_per_invocation(DType::Q8_0, true) == 2);
   CHECK(moe_rows_per_invocation(DType::Q8_0, false) == 4);
   CHECK(moe_rows_per_invocation(DType::Q4_0, true) == 4);
+  CHECK(moe_rows_per_invocation(DType::F32, false) == 2);
+  CHECK(moe_rows_per_invocation(DType::F16, false) == 4);
   caps.cpu_device = false;
   CHECK(moe_product_kernel(caps, slots, one, false, x) == "moe_gate_up_q8_0_shmem");
 }
