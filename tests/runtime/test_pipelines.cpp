@@ -45,6 +45,35 @@ TEST_CASE("every embedded module matches its variant-table row") {
   }
 }
 
+// OpLoopMerge instructions whose loop control asks for unrolling (SPIR-V: opcode 246, operands
+// merge block, continue target, loop control; Unroll = 0x1).
+static int unrolled_loops(const EmbeddedShader& shader) {
+  int count = 0;
+  for (size_t i = 5; i < shader.word_count;) {
+    const uint32_t words = shader.words[i] >> 16, opcode = shader.words[i] & 0xffffu;
+    if (words == 0) return -1;  // malformed: fails the checks below
+    if (opcode == 246 && words >= 4 && (shader.words[i + 3] & 0x1u) != 0) ++count;
+    i += words;
+  }
+  return count;
+}
+
+TEST_CASE("the per-invocation row kernels' inner loops are marked for unrolling") {
+  // Mesa's unroller left the quantized block loop of row_dot.glsl rolled, and llvmpipe then
+  // kept its private arrays in memory (2x slower q8_0 products): the loops carry [[unroll]].
+  int checked = 0;
+  for (const EmbeddedShader& shader : embedded_shaders()) {
+    const std::string_view name = shader.name;
+    if (name.find("_rows") == std::string_view::npos || name.starts_with("attention")) continue;
+    CAPTURE(name);
+    const bool quantized = name.find("q8_0") != std::string_view::npos || name.find("q4_0") != std::string_view::npos;
+    // Quantized: the rows' unit loads, the blocks, x, the decoding and the sums (at least 6).
+    CHECK(unrolled_loops(shader) >= (quantized ? 6 : 2));
+    ++checked;
+  }
+  CHECK(checked >= 40);
+}
+
 TEST_CASE_FIXTURE(test::GpuTest, "a variant's uniform-buffer binding gets a uniform descriptor and its limits") {
   const Pipeline& p = ctx.pipeline("matvec_f32_rows_ubo", {{8, 1, 1}, {ctx.caps().subgroup_size}});
   CHECK(p.uniform_bindings == 2u);
