@@ -177,7 +177,8 @@ void record_routed_matvec(CommandBuffer& cmd, const ExpertSlots& slots, const Mo
 // ---- Decode products ----------------------------------------------------------------------
 
 uint32_t moe_rows_per_invocation(DType weights, bool wide) {
-  return (wide && weights == DType::Q8_0) || weights == DType::F32 ? abi::kMoeRowsPerInvocationFew : abi::kMoeRowsPerInvocation;
+  const bool few = weights == DType::F32 || (wide && weights == DType::Q8_0);
+  return few ? abi::kMoeRowsPerInvocationFew : abi::kMoeRowsPerInvocation;
 }
 
 std::string moe_product_kernel(const DeviceCaps& caps, const ExpertSlots& slots, const MoeArgs& args, bool down,

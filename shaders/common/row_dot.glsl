@@ -33,10 +33,11 @@
 // Decoding is that of weights.glsl, exact; only the order of the fp32 additions differs from
 // the other flavours (within the kernels' tolerance; each flavour is deterministic).
 
-// Every loop inside a step is [[unroll]]: Mesa's loop unroller left the quantized block loop
-// rolled (too big for its own limits), so words[][], xs[][] and q[] were indexed by a loop
-// variable, which llvmpipe keeps in memory and reads per lane. Forced, every index is a
-// constant: q8_0 / q4_0 products measured 1.4-2x faster; float formats unchanged.
+// Every loop inside a step is [[unroll]]: left to itself, Mesa's loop unroller did not unroll
+// the quantized block loop (presumably its size limits), so words[][], xs[][] and q[] were
+// indexed by a loop variable, which llvmpipe keeps in memory and reads per lane. Forced, every
+// index is a constant: q8_0 / q4_0 products measured 1.4-2x faster; float formats unchanged
+// (their loops were unrolled already; the attribute there only states the intent).
 #extension GL_EXT_control_flow_attributes : require
 #ifdef ROW_INPUT_SHUFFLE
 // x shared through subgroup shuffles (the *_shuffle twins of the batched products, quantized

@@ -51,7 +51,7 @@ static int unrolled_loops(const EmbeddedShader& shader) {
   int count = 0;
   for (size_t i = 5; i < shader.word_count;) {
     const uint32_t words = shader.words[i] >> 16, opcode = shader.words[i] & 0xffffu;
-    if (words == 0) return -1;  // malformed: fails the checks below
+    if (words == 0 || i + words > shader.word_count) return -1;  // malformed: fails the checks below
     if (opcode == 246 && words >= 4 && (shader.words[i + 3] & 0x1u) != 0) ++count;
     i += words;
   }
